@@ -1,0 +1,55 @@
+"""The service catalog: `workflow_defs/services/<name>.json` (SPEC 9)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from translators.spec.base import SpecModel
+from translators.spec.modifiers import RateLimitSpec
+
+
+class NoAuthSpec(SpecModel):
+    type: Literal["none"]
+
+
+class BearerAuthSpec(SpecModel):
+    type: Literal["bearer"]
+    token_env: str
+
+
+class HeaderAuthSpec(SpecModel):
+    type: Literal["header"]
+    name: str
+    value_env: str
+
+
+class BasicAuthSpec(SpecModel):
+    type: Literal["basic"]
+    username_env: str
+    password_env: str
+
+
+AuthSpec = Annotated[
+    NoAuthSpec | BearerAuthSpec | HeaderAuthSpec | BasicAuthSpec,
+    Field(discriminator="type"),
+]
+
+
+class OperationSpec(SpecModel):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: Annotated[str, Field(pattern=r"^/")]
+    mutation: bool = False
+
+
+class ServiceSpec(SpecModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    description: str | None = None
+    auth: AuthSpec = Field(default_factory=lambda: NoAuthSpec(type="none"))
+    # Names an environment variable holding a JSON object: user id -> token (runAsUser).
+    user_tokens_env: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30
+    rate_limit: RateLimitSpec | None = None
+    operations: Annotated[dict[str, OperationSpec], Field(min_length=1)]
