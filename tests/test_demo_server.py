@@ -1,0 +1,289 @@
+"""The demo server: routes, pagination totals, auth, determinism and the chat store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+
+from demo.server import (
+    CUSTOMER_COUNT,
+    ORDER_COUNT,
+    make_orders,
+    orders_since,
+    running_demo_server,
+    service_base_url_env,
+    start_demo_server,
+    stop_demo_server,
+)
+
+pytestmark = pytest.mark.integration
+
+SHOP_AUTH = {"Authorization": "Bearer demo-shop-token"}
+CRM_AUTH = {"X-Api-Key": "demo-crm-key"}
+
+
+@pytest.fixture(autouse=True)
+def _default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEMO_SHOP_TOKEN", raising=False)
+    monkeypatch.delenv("DEMO_CRM_KEY", raising=False)
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with running_demo_server() as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+        yield http
+
+
+def fetch_order_pages(http: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """Follows `nextCursor` until `hasMore` is false; returns every page body."""
+    pages = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = http.get("/shop/orders", params=query, headers=SHOP_AUTH)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        if not pages[-1]["hasMore"]:
+            return pages
+        cursor = pages[-1]["nextCursor"]
+        assert len(pages) < 100, "pagination does not end"
+
+
+def fetch_customer_pages(http: httpx.Client, **params: Any) -> list[list[dict[str, Any]]]:
+    """Asks for pages 1, 2, ... until one is empty; returns every page's customers."""
+    pages = []
+    for page in range(1, 100):
+        response = http.get("/crm/customers", params={**params, "page": page}, headers=CRM_AUTH)
+        assert response.status_code == 200, response.text
+        pages.append(response.json()["customers"])
+        if not pages[-1]:
+            return pages
+    raise AssertionError("page-number pagination does not end")
+
+
+def all_orders(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [order for page in pages for order in page["data"]["orders"]]
+
+
+def test_health(client: httpx.Client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_order_cursor_pagination_returns_every_order_once(client: httpx.Client) -> None:
+    pages = fetch_order_pages(client)
+
+    assert [len(page["data"]["orders"]) for page in pages] == [50] * 5
+    ids = [order["orderId"] for order in all_orders(pages)]
+    assert ids == [f"ord_{n:04d}" for n in range(1, ORDER_COUNT + 1)]
+    assert all(page["nextCursor"] for page in pages[:-1])
+    assert pages[-1]["nextCursor"] is None
+
+
+def test_order_limit_100_gives_three_pages(client: httpx.Client) -> None:
+    pages = fetch_order_pages(client, limit=100)
+    assert [len(page["data"]["orders"]) for page in pages] == [100, 100, 50]
+
+
+def test_order_shape(client: httpx.Client) -> None:
+    order = client.get("/shop/orders", params={"limit": 1}, headers=SHOP_AUTH).json()
+    first = order["data"]["orders"][0]
+    assert set(first) == {
+        "orderId",
+        "customerId",
+        "totalCents",
+        "currency",
+        "status",
+        "createdAt",
+        "items",
+    }
+    assert first["orderId"] == "ord_0001"
+    assert first["createdAt"] == "2026-09-02T00:00:00Z"
+    assert first["totalCents"] == sum(i["quantity"] * i["unitPriceCents"] for i in first["items"])
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [("2026-09-01", 250), ("2026-10-01", 129), ("2026-10-11", 87), ("2026-11-01", 0)],
+)
+def test_order_since_filter(client: httpx.Client, since: str, expected: int) -> None:
+    orders = all_orders(fetch_order_pages(client, since=since, limit=20))
+
+    assert len(orders) == expected
+    assert all(order["createdAt"] >= since for order in orders)
+    assert orders == orders_since(date.fromisoformat(since))
+
+
+def test_orders_data_facts() -> None:
+    orders = make_orders()
+    assert len(orders) == ORDER_COUNT
+    assert orders[-1]["createdAt"] == "2026-10-31T18:14:24Z"
+    assert len({order["customerId"] for order in orders}) == CUSTOMER_COUNT
+    assert {order["currency"] for order in orders} == {"EUR"}
+    assert sum(order["totalCents"] for order in orders) == 6_430_395
+    statuses = [order["status"] for order in orders]
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    assert counts == {"paid": 130, "shipped": 61, "refunded": 32, "pending": 27}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"cursor": "???"}, {"since": "10/01/2026"}],
+)
+def test_order_bad_query_is_400(client: httpx.Client, params: dict[str, Any]) -> None:
+    response = client.get("/shop/orders", params=params, headers=SHOP_AUTH)
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "demo-shop-token"}, CRM_AUTH],
+)
+def test_orders_reject_missing_or_wrong_token(client: httpx.Client, headers: dict) -> None:
+    response = client.get("/shop/orders", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthorized"}
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Api-Key": "wrong"}, SHOP_AUTH])
+def test_crm_rejects_missing_or_wrong_key(client: httpx.Client, headers: dict) -> None:
+    assert client.get("/crm/customers", headers=headers).status_code == 401
+    assert client.get("/crm/customers/cus_001", headers=headers).status_code == 401
+
+
+def test_secrets_come_from_the_server_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_SHOP_TOKEN", "s3cret")
+    monkeypatch.setenv("DEMO_CRM_KEY", "k3y")
+    with running_demo_server() as base_url, httpx.Client(base_url=base_url) as http:
+        assert http.get("/shop/orders", headers=SHOP_AUTH).status_code == 401
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert http.get("/shop/orders", headers=bearer).status_code == 200
+        assert http.get("/crm/customers", headers=CRM_AUTH).status_code == 401
+        assert http.get("/crm/customers", headers={"X-Api-Key": "k3y"}).status_code == 200
+
+
+def test_customer_pages_then_empty_page(client: httpx.Client) -> None:
+    pages = fetch_customer_pages(client)
+
+    assert [len(page) for page in pages] == [25, 15, 0]
+    ids = [customer["id"] for page in pages for customer in page]
+    assert ids == [f"cus_{n:03d}" for n in range(1, CUSTOMER_COUNT + 1)]
+
+
+def test_customer_per_page(client: httpx.Client) -> None:
+    pages = fetch_customer_pages(client, per_page=15)
+    assert [len(page) for page in pages] == [15, 15, 10, 0]
+
+
+def test_customer_shape_and_facts(client: httpx.Client) -> None:
+    customers = [c for page in fetch_customer_pages(client) for c in page]
+
+    assert all(set(c) == {"id", "name", "email", "tier", "country"} for c in customers)
+    assert len({c["name"] for c in customers}) == CUSTOMER_COUNT
+    assert len({c["email"] for c in customers}) == CUSTOMER_COUNT
+    tiers = [c["tier"] for c in customers]
+    assert (tiers.count("gold"), tiers.count("silver"), tiers.count("bronze")) == (8, 16, 16)
+    assert all(len(c["country"]) == 2 for c in customers)
+
+
+def test_get_one_customer(client: httpx.Client) -> None:
+    response = client.get("/crm/customers/cus_005", headers=CRM_AUTH)
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": "cus_005",
+        "name": "Elif Wagner",
+        "email": "elif.wagner@example.com",
+        "tier": "gold",
+        "country": "SE",
+    }
+
+
+def test_unknown_customer_is_404_json(client: httpx.Client) -> None:
+    response = client.get("/crm/customers/cus_999", headers=CRM_AUTH)
+    assert response.status_code == 404
+    assert "cus_999" in response.json()["error"]
+
+
+def test_chat_post_then_list(client: httpx.Client) -> None:
+    assert client.get("/chat/messages").json() == {"messages": []}
+
+    first = client.post("/chat/messages", json={"channel": "ops", "text": "hello"})
+    second = client.post("/chat/messages", json={"channel": "sales", "text": "world"})
+
+    assert first.status_code == second.status_code == 201
+    assert first.json() == {"id": "msg_0001", "channel": "ops", "text": "hello"}
+    listed = client.get("/chat/messages").json()["messages"]
+    assert [(m["channel"], m["text"]) for m in listed] == [("ops", "hello"), ("sales", "world")]
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"channel": "ops"}', b'["ops", "text"]'])
+def test_chat_rejects_bad_bodies(client: httpx.Client, body: bytes) -> None:
+    response = client.post("/chat/messages", content=body)
+    assert response.status_code == 400
+    assert client.get("/chat/messages").json() == {"messages": []}
+
+
+def test_chat_messages_belong_to_one_server() -> None:
+    with running_demo_server() as first_url:
+        httpx.post(f"{first_url}/chat/messages", json={"channel": "a", "text": "b"})
+        with running_demo_server() as second_url:
+            assert httpx.get(f"{second_url}/chat/messages").json() == {"messages": []}
+
+
+def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
+    assert client.get("/nope").status_code == 404
+    assert client.post("/shop/orders", json={}).status_code == 405
+
+
+def snapshot(base_url: str) -> dict[str, Any]:
+    """Every order and customer a server serves."""
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        orders = all_orders(fetch_order_pages(http, limit=100))
+        customers = fetch_customer_pages(http)
+        one = http.get("/crm/customers/cus_040", headers=CRM_AUTH).json()
+    return {"orders": orders, "customers": customers, "one": one}
+
+
+def test_two_starts_serve_identical_data() -> None:
+    first_server, first_url = start_demo_server()
+    try:
+        first = snapshot(first_url)
+    finally:
+        stop_demo_server(first_server)
+    with running_demo_server() as second_url:
+        assert snapshot(second_url) == first
+
+
+def test_cli_process_serves_the_same_data() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo.server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:")
+        cli_data = snapshot(line.removeprefix("listening on "))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    with running_demo_server() as base_url:
+        assert snapshot(base_url) == cli_data
+
+
+def test_service_base_url_env() -> None:
+    assert service_base_url_env("http://127.0.0.1:9999") == {
+        "SERVICE_SHOP_BASE_URL": "http://127.0.0.1:9999/shop",
+        "SERVICE_CRM_BASE_URL": "http://127.0.0.1:9999/crm",
+        "SERVICE_CHAT_BASE_URL": "http://127.0.0.1:9999/chat",
+    }
