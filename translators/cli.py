@@ -1,0 +1,115 @@
+"""`workflows`: check, list, run and explain workflow definitions (SPEC 10)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from translators.cli_output import explain_lines, list_lines, schema_lines
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workflows",
+        description="Validate, inspect and run JSON workflow definitions as Dagster jobs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate every definition; exit 1 on problems")
+    check.add_argument("defs_dir", nargs="?", type=Path, help="default: workflow_defs/")
+    check.add_argument("--db", action="store_true", help="also check the app databases")
+
+    listing = sub.add_parser("list", help="apps, workflows with their job names, schedules")
+    listing.add_argument("defs_dir", nargs="?", type=Path, help="default: workflow_defs/")
+
+    run = sub.add_parser("run", help="run a workflow as a Dagster job and wait for it")
+    run.add_argument("workflow", metavar="APP_ID/WORKFLOW", help="e.g. demo-shop/syncOrders")
+    run.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="K=V",
+        help="a workflow param; V is parsed as JSON when it parses (repeatable)",
+    )
+    run.add_argument("--idempotency-key", help="refuse to start while a run with this key is active")
+
+    explain = sub.add_parser("explain", help="the DAG: steps, ops, edges and skip rules")
+    explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
+    explain.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    defs = getattr(args, "defs_dir", None) or getattr(args, "defs", None)
+    if defs is not None:
+        # Step processes rebuild the definitions from the environment, so it must say where.
+        os.environ["WORKFLOW_DEFS_DIR"] = str(Path(defs).resolve())
+    if args.command == "check":
+        return _check(args.db)
+    if args.command == "list":
+        return _print(list_lines(_load()))
+    if args.command == "explain":
+        return _explain(args.workflow)
+    from translators.cli_run import run_workflow
+
+    return run_workflow(args.workflow, args.param, args.idempotency_key)
+
+
+def _load():  # noqa: ANN202 - LoadResult, imported lazily to keep `--help` fast
+    from translators.definitions import defs_dir
+    from translators.loader import load_definitions
+
+    return load_definitions(defs_dir())
+
+
+def _print(lines: list[str]) -> int:
+    print("\n".join(lines))
+    return 0
+
+
+def _check(with_db: bool) -> int:
+    loaded = _load()
+    problems = list(loaded.problems)
+    if with_db and loaded.ok:
+        from translators.db_checks import check_against_databases
+
+        problems += check_against_databases(loaded)
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"\n{len(problems)} problem(s) found.", file=sys.stderr)
+        return 1
+    print("\n".join(schema_lines(loaded)))
+    print(
+        f"OK: {len(loaded.workflows)} workflow(s), {len(loaded.schedules)} schedule(s), "
+        f"{len(loaded.services)} service(s)."
+    )
+    return 0
+
+
+def _explain(ref: str) -> int:
+    loaded = _load()
+    workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
+    if workflow is None:
+        return _unknown_workflow(ref, loaded)
+    return _print(explain_lines(workflow))
+
+
+def _unknown_workflow(ref: str, loaded) -> int:  # noqa: ANN001
+    broken = [b for b in loaded.broken if f"{b.app_id}/{b.stem}" == ref]
+    if broken:
+        print(f"{ref} has definition problems:", file=sys.stderr)
+        for problem in broken[0].problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    known = ", ".join(sorted(f"{w.app_id}/{w.stem}" for w in loaded.workflows)) or "none"
+    print(f"unknown workflow '{ref}'; expected one of: {known}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

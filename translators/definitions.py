@@ -1,0 +1,106 @@
+"""The Dagster code location: `workflow_defs/` -> one `Definitions` (SPEC 1).
+
+`workspace.yaml` points here. Loading reads and validates every file and touches no
+network and no app database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+
+from resources.app_database import AppDatabaseResource
+from resources.service import ServiceResource
+from resources.table_store import TableStoreResource
+from translators.job_builder import (
+    APP_DB_KEY,
+    TABLE_STORE_KEY,
+    build_broken_job,
+    build_job,
+    service_resource_key,
+)
+from translators.loader import LoadResult, load_definitions
+from translators.schedules import build_schedule, partitions_for, run_config_for
+from translators.spec import ServiceSpec
+
+log = logging.getLogger("workflows")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def defs_dir() -> Path:
+    """`$WORKFLOW_DEFS_DIR`, else `workflow_defs/` beside this package."""
+    return Path(os.environ.get("WORKFLOW_DEFS_DIR") or PROJECT_ROOT / "workflow_defs").resolve()
+
+
+def service_resource(spec: ServiceSpec) -> ServiceResource:
+    """A catalog entry -> its resource. Only env var NAMES go into config, never secrets."""
+    auth = spec.auth
+    rate = spec.rate_limit
+    return ServiceResource(
+        service_name=spec.name,
+        base_url=spec.base_url,
+        timeout_seconds=spec.timeout_seconds,
+        auth_type=auth.type,
+        token_env=getattr(auth, "token_env", None),
+        header_name=getattr(auth, "name", None),
+        value_env=getattr(auth, "value_env", None),
+        username_env=getattr(auth, "username_env", None),
+        password_env=getattr(auth, "password_env", None),
+        user_tokens_env=spec.user_tokens_env,
+        requests_per_second=rate.requests_per_second if rate else None,
+        requests_per_minute=rate.requests_per_minute if rate else None,
+    )
+
+
+def build_definitions(loaded: LoadResult) -> dg.Definitions:
+    """A pure function from the loaded models to `Definitions`."""
+    partitions = {}
+    for schedule in loaded.schedules:
+        if schedule.spec.backfill_start is not None:
+            partitions.setdefault(schedule.workflow, schedule)
+    jobs: dict[str, dg.JobDefinition] = {}
+    for workflow in loaded.workflows:
+        backfill = partitions.get(workflow.job_name)
+        jobs[workflow.job_name] = build_job(
+            workflow,
+            partitions_def=partitions_for(backfill) if backfill else None,
+            default_run_config=(
+                run_config_for(backfill.spec.params, None, backfill.spec.timezone)
+                if backfill
+                else None
+            ),
+        )
+    for broken in loaded.broken:
+        jobs[broken.job_name] = build_broken_job(broken)
+    schedules = [build_schedule(s, jobs[s.workflow]) for s in loaded.schedules]
+    resources: dict[str, object] = {
+        TABLE_STORE_KEY: TableStoreResource(),
+        APP_DB_KEY: AppDatabaseResource(),
+        # Step outputs are small table handles; the instance's storage folder keeps them
+        # so that "re-execute from failure" finds the finished steps' tables.
+        "io_manager": dg.FilesystemIOManager(),
+    }
+    for name, spec in loaded.services.items():
+        resources[service_resource_key(name)] = service_resource(spec)
+    return dg.Definitions(jobs=list(jobs.values()), schedules=schedules, resources=resources)
+
+
+@cache
+def load() -> tuple[LoadResult, dg.Definitions]:
+    loaded = load_definitions(defs_dir())
+    for problem in loaded.problems:
+        log.error("workflow definition problem: %s", problem)
+    return loaded, build_definitions(loaded)
+
+
+def job_by_name(name: str) -> dg.JobDefinition:
+    """Used by `build_reconstructable_job`: step processes rebuild the same job."""
+    return load()[1].get_job_def(name)
+
+
+defs = load()[1]

@@ -1,0 +1,64 @@
+"""What a step's code gets at run time, independent of how Dagster delivers it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resources.app_database import AppDatabaseResource
+    from resources.service import ServiceResource
+    from resources.table_store import TableHandle, TableStoreResource, TableWriter
+    from translators.loader import StepPlan
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step: its table (if any) and what to show in Dagster.
+
+    `emit=False` means the step's output is deliberately not produced: a false branch,
+    whose dependents Dagster then skips (SPEC 3.5).
+    """
+
+    handle: TableHandle | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    emit: bool = True
+
+
+@dataclass
+class StepRuntime:
+    """One step's run: its plan, the run's variables and upstream tables, and resources."""
+
+    plan: StepPlan
+    job_name: str
+    run_id: str
+    # The first run of a re-execution chain: persist markers are keyed by it so a
+    # re-executed or retried step never writes twice (SPEC 3.4).
+    lineage: str
+    variables: dict[str, Any]
+    tables: dict[str, TableHandle]
+    table_store: TableStoreResource
+    app_db: AppDatabaseResource
+    services: dict[str, ServiceResource]
+    log: logging.Logger | Any
+    inline_wait_max_seconds: int = 300
+
+    def open_writer(self, schema: dict[str, str] | None) -> TableWriter:
+        """A writer for this step's output table (run-scoped Parquet)."""
+        assert self.plan.output_table, f"step {self.plan.name} produces no table"
+        return self.table_store.open_writer(
+            self.run_id, self.plan.name, self.plan.output_table, schema
+        )
+
+    def table(self, name: str) -> TableHandle:
+        """An upstream table this step reads, by its outputTable name."""
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise KeyError(
+                f"step {self.plan.name}: table '{name}' was not produced upstream"
+            ) from None
+
+    def service(self, name: str) -> ServiceResource:
+        return self.services[name]
