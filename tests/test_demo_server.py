@@ -6,11 +6,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
+from demo.app_schema import DemoSchemaError, ensure_demo_schema, ensure_demo_schema_for_app
 from demo.server import (
     CUSTOMER_COUNT,
     ORDER_COUNT,
@@ -286,4 +289,51 @@ def test_service_base_url_env() -> None:
         "SERVICE_SHOP_BASE_URL": "http://127.0.0.1:9999/shop",
         "SERVICE_CRM_BASE_URL": "http://127.0.0.1:9999/crm",
         "SERVICE_CHAT_BASE_URL": "http://127.0.0.1:9999/chat",
+    }
+
+
+def primary_keys(url: str) -> dict[str, list[str]]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        return {
+            name: inspector.get_pk_constraint(name)["constrained_columns"]
+            for name in inspector.get_table_names()
+        }
+    finally:
+        engine.dispose()
+
+
+def test_demo_schema_is_created_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/nested/demo.db"
+
+    assert ensure_demo_schema(url) == ["orders_enriched", "revenue_by_tier"]
+    assert ensure_demo_schema(url) == []
+    assert primary_keys(url) == {"orders_enriched": ["order_id"], "revenue_by_tier": ["tier"]}
+
+
+def test_demo_schema_refuses_a_table_with_another_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE revenue_by_tier (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+
+    with pytest.raises(DemoSchemaError, match=r"revenue_by_tier.*\['tier'\]"):
+        ensure_demo_schema(url)
+
+
+def test_demo_schema_for_app_uses_the_app_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("resources.app_database")
+    monkeypatch.delenv("APP_DB_URL__DEMO_SHOP", raising=False)
+    monkeypatch.delenv("APP_DB_URL__DEMO-SHOP", raising=False)
+    monkeypatch.setenv("APP_DB_URL", f"sqlite:///{tmp_path}/{{app_id}}.db")
+
+    ensure_demo_schema_for_app("demo-shop")
+
+    assert set(primary_keys(f"sqlite:///{tmp_path}/demo-shop.db")) == {
+        "orders_enriched",
+        "revenue_by_tier",
     }
