@@ -68,6 +68,7 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
         backfill = partitions.get(workflow.job_name)
         jobs[workflow.job_name] = build_job(
             workflow,
+            loaded.services,
             partitions_def=partitions_for(backfill) if backfill else None,
             default_run_config=(
                 run_config_for(backfill.spec.params, None, backfill.spec.timezone)

@@ -11,7 +11,7 @@ import dagster as dg
 from resources.table_store import TableHandle
 from translators.errors import DefinitionError
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
-from translators.spec import ParamVariableSpec, ServiceCallStepSpec, SettingsSpec
+from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
 from translators.variables import iso_utc, resolve_variables
 
@@ -27,12 +27,14 @@ def service_resource_key(service_name: str) -> str:
 
 def build_job(
     workflow: WorkflowPlan,
+    services: Mapping[str, ServiceSpec],
     *,
     partitions_def: dg.TimeWindowPartitionsDefinition | None = None,
     default_run_config: dict[str, Any] | None = None,
 ) -> dg.JobDefinition:
     """The job for one workflow. Resources come from the enclosing `Definitions`."""
-    step_ops = {step.name: _step_op(workflow, step) for step in workflow.steps}
+    catalog = dict(services)
+    step_ops = {step.name: _step_op(workflow, step, catalog) for step in workflow.steps}
     dependencies: dict[Any, dict[str, dg.DependencyDefinition]] = {}
     for step in workflow.steps:
         inputs = {VARIABLES_OP: dg.DependencyDefinition(VARIABLES_OP, "result")}
@@ -150,7 +152,9 @@ def _required_resources(step: StepPlan) -> set[str]:
     return keys
 
 
-def _step_op(workflow: WorkflowPlan, step: StepPlan) -> dg.OpDefinition:
+def _step_op(
+    workflow: WorkflowPlan, step: StepPlan, catalog: dict[str, ServiceSpec]
+) -> dg.OpDefinition:
     runner = STEP_RUNNERS[type(step.spec)]
     resource_keys = _required_resources(step)
     settings = workflow.spec.settings
@@ -171,6 +175,7 @@ def _step_op(workflow: WorkflowPlan, step: StepPlan) -> dg.OpDefinition:
                 if key.startswith("service_")
             },
             log=context.log,
+            catalog=catalog,
             inline_wait_max_seconds=settings.inline_wait_max_seconds,
         )
         result = runner(step.spec, runtime)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from resources.service import ServiceResource
     from resources.table_store import TableHandle, TableStoreResource, TableWriter
     from translators.loader import StepPlan
+    from translators.spec import ServiceSpec
 
 
 @dataclass
@@ -42,6 +43,7 @@ class StepRuntime:
     app_db: AppDatabaseResource
     services: dict[str, ServiceResource]
     log: logging.Logger | Any
+    catalog: dict[str, ServiceSpec] = field(default_factory=dict)
     inline_wait_max_seconds: int = 300
 
     def open_writer(self, schema: dict[str, str] | None) -> TableWriter:

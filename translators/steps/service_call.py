@@ -1,0 +1,180 @@
+"""serviceCall steps: one call, paginated calls, or one call per row with forEach
+(SPEC 3.1, 5.1-5.3, 5.5). Pages and items are written to the table store as they arrive."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from typing import Any
+
+from resources.paginators import (
+    CursorPaginator,
+    LinkHeaderPaginator,
+    NextUrlPaginator,
+    OffsetPaginator,
+    PageNumberPaginator,
+    Paginator,
+)
+from resources.records import shape_record
+from resources.service import CallRequest, CallStats, Operation
+from translators.spec import (
+    CursorPaginationSpec,
+    FieldMapping,
+    GenerateSpec,
+    LinkPaginationSpec,
+    NextUrlPaginationSpec,
+    OffsetPaginationSpec,
+    PageNumberPaginationSpec,
+    PaginationSpec,
+    ServiceCallStepSpec,
+)
+from translators.steps.runtime import StepResult, StepRuntime
+from translators.templates import render
+
+# How many skipped items the step's metadata lists (all are counted).
+MAX_LISTED_SKIPS = 100
+
+
+def paginator_for(spec: PaginationSpec) -> Paginator:
+    """`CursorPaginationSpec` -> `CursorPaginator`, and so on for each style."""
+    if isinstance(spec, CursorPaginationSpec):
+        return CursorPaginator(
+            spec.cursor_field, spec.cursor_param, spec.has_more_field, max_pages=spec.max_pages
+        )
+    if isinstance(spec, PageNumberPaginationSpec):
+        return PageNumberPaginator(spec.page_param, spec.start_page, max_pages=spec.max_pages)
+    if isinstance(spec, OffsetPaginationSpec):
+        return OffsetPaginator(
+            spec.offset_param, spec.limit_param, spec.limit_value, spec.start_offset,
+            max_pages=spec.max_pages,
+        )
+    if isinstance(spec, LinkPaginationSpec):
+        return LinkHeaderPaginator(max_pages=spec.max_pages)
+    assert isinstance(spec, NextUrlPaginationSpec)
+    return NextUrlPaginator(spec.next_url_field, max_pages=spec.max_pages)
+
+
+def mapping_dict(mapping: FieldMapping | None) -> dict[str, Any] | None:
+    """The plain form `resources.records` takes: generators as `{"generate": kind}`."""
+    if mapping is None:
+        return None
+    return {
+        column: source.model_dump() if isinstance(source, GenerateSpec) else source
+        for column, source in mapping.items()
+    }
+
+
+class _ServiceCall:
+    """One run of one serviceCall step."""
+
+    def __init__(self, spec: ServiceCallStepSpec, rt: StepRuntime) -> None:
+        self.spec = spec
+        self.rt = rt
+        self.columns = list((rt.plan.output_schema or {}).keys())
+        self.mapping = mapping_dict(spec.field_mapping)
+        self.records = 0
+        self.started = time.monotonic()
+        self.stats = CallStats(on_progress=self.log_progress)
+
+    def log_progress(self, stats: CallStats) -> None:
+        rate = stats.requests / stats.duration_s if stats.duration_s else 0.0
+        self.rt.log.info(
+            f"{self.rt.plan.name}: {stats.pages} pages, {stats.records} records, "
+            f"{stats.items} items done, {stats.failed_items} failed, {stats.retries} retries, "
+            f"{rate:.1f} requests/s"
+        )
+
+    def request(self, item: dict[str, Any] | None = None) -> CallRequest:
+        spec = self.spec
+        operation = self.rt.catalog[spec.service].operations[spec.operation]
+        paginate = spec.paginate
+        user = None
+        if spec.for_each and spec.for_each.run_as_user is not None:
+            user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
+        retries_from = paginate or (spec.for_each if spec.for_each else spec)
+        return CallRequest(
+            operation=Operation(spec.operation, operation.method, operation.path, operation.mutation),
+            params=render(spec.params, self.rt.variables, item),
+            data_path=spec.data_path,
+            paginator=paginator_for(paginate) if paginate else None,
+            max_retries=retries_from.max_retries,
+            retry_delay_ms=retries_from.retry_delay_ms,
+            user=user,
+        )
+
+    def write(self, writer: Any, records: Iterable[dict[str, Any]], item: dict | None) -> None:
+        rows = [shape_record(r, self.columns, self.mapping, item) for r in records]
+        self.records += len(rows)
+        if writer is not None:
+            writer.write_records(rows)
+
+    def pre_execute_records(self) -> list[dict[str, Any]]:
+        """SPEC 5.5: records from `preExecute`; when any, the main call is skipped."""
+        pre = self.spec.pre_execute
+        assert pre is not None
+        operation = self.rt.catalog[pre.service].operations[pre.operation]
+        request = CallRequest(
+            operation=Operation(pre.operation, operation.method, operation.path, operation.mutation),
+            params=render(pre.params, self.rt.variables),
+            data_path=pre.data_path,
+            paginator=None,
+            max_retries=self.spec.max_retries,
+            retry_delay_ms=self.spec.retry_delay_ms,
+        )
+        pages = self.rt.service(pre.service).iter_pages(request, stats=self.stats)
+        return [record for page in pages for record in page.records]
+
+    def run(self) -> StepResult:
+        metadata: dict[str, Any] = {}
+        writer_cm = self.rt.open_writer(self.rt.plan.output_schema) if self.columns else nullcontext()
+        with writer_cm as writer:
+            pre = self.pre_execute_records() if self.spec.pre_execute else []
+            if pre:
+                self.write(writer, pre, None)
+                metadata["preExecute"] = f"{len(pre)} record(s) found; main call skipped"
+                self.rt.log.info(f"{self.rt.plan.name}: preExecute found records; skipping call")
+            elif self.spec.for_each:
+                metadata |= self.run_for_each(writer)
+            else:
+                metadata |= self.run_pages(writer)
+        stats = self.stats
+        metadata |= {"pages": stats.pages, "requests": stats.requests, "retries": stats.retries}
+        metadata["records"] = self.records
+        metadata["duration s"] = round(time.monotonic() - self.started, 3)
+        return StepResult(writer.handle if writer is not None else None, metadata)
+
+    def run_pages(self, writer: Any) -> dict[str, Any]:
+        service = self.rt.service(self.spec.service)
+        for page in service.iter_pages(self.request(), stats=self.stats):
+            self.write(writer, page.records, None)
+        return {}
+
+    def run_for_each(self, writer: Any) -> dict[str, Any]:
+        for_each = self.spec.for_each
+        assert for_each is not None
+        service = self.rt.service(self.spec.service)
+        items: Iterator[dict[str, Any]] = self.rt.table_store.iter_rows(
+            self.rt.table(for_each.source)
+        )
+        rate = for_each.rate_limit.per_second if for_each.rate_limit else None
+        done = skipped = 0
+        skips: list[dict[str, Any]] = []
+        for outcome in service.for_each(
+            items, self.request, parallel=for_each.parallel, on_item_error=for_each.on_item_error,
+            item_key=for_each.item_key, rate_limit_per_second=rate, stats=self.stats,
+        ):
+            if outcome.error is not None:
+                skipped += 1
+                key = outcome.key
+                if len(skips) < MAX_LISTED_SKIPS:
+                    skips.append({"key": key, "error": outcome.error})
+                self.rt.log.warning(f"{self.rt.plan.name}: item {key!r} skipped: {outcome.error}")
+                continue
+            done += 1
+            self.write(writer, outcome.records or [], outcome.item)
+        return {"items done": done, "items skipped": skipped, "skipped items": skips}
+
+
+def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
+    return _ServiceCall(spec, rt).run()
