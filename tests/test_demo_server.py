@@ -1,7 +1,9 @@
-"""The demo server: routes, pagination totals, auth, determinism and the chat store."""
+"""The demo: the server (routes, pagination totals, auth, determinism, chat), its app schema
+and its definition files."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
+from pydantic import BaseModel
 
 from demo.app_schema import DemoSchemaError, ensure_demo_schema, ensure_demo_schema_for_app
 from demo.server import (
@@ -24,6 +27,7 @@ from demo.server import (
     start_demo_server,
     stop_demo_server,
 )
+from translators.spec import SchedulesFileSpec, ServiceSpec, WorkflowSpec
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +341,35 @@ def test_demo_schema_for_app_uses_the_app_database_url(
         "orders_enriched",
         "revenue_by_tier",
     }
+
+
+DEFS = Path(__file__).resolve().parents[1] / "workflow_defs"
+
+
+@pytest.mark.parametrize(
+    ("relative_path", "model"),
+    [
+        ("services/shop.json", ServiceSpec),
+        ("services/crm.json", ServiceSpec),
+        ("services/chat.json", ServiceSpec),
+        ("apps/demo-shop/workflows/syncEnrichedOrders.json", WorkflowSpec),
+        ("apps/demo-shop/workflows/notifyTopCustomers.json", WorkflowSpec),
+        ("apps/demo-shop/schedules.json", SchedulesFileSpec),
+    ],
+)
+def test_demo_definitions_parse(relative_path: str, model: type[BaseModel]) -> None:
+    model.model_validate(json.loads((DEFS / relative_path).read_text()))
+
+
+def test_catalog_paths_match_the_server_routes() -> None:
+    routes = {
+        "shop": {"/orders"},
+        "crm": {"/customers", "/customers/{customerId}"},
+        "chat": {"/messages"},
+    }
+    for name, paths in routes.items():
+        service = ServiceSpec.model_validate(
+            json.loads((DEFS / f"services/{name}.json").read_text())
+        )
+        assert service.base_url == f"http://127.0.0.1:8765/{name}"
+        assert {operation.path for operation in service.operations.values()} == paths
