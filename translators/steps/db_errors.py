@@ -1,0 +1,28 @@
+"""Step-level retries for app-database errors that may pass (SPEC 5.5, level "step")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import sqlalchemy.exc
+
+from translators.steps.runtime import StepRuntime
+
+MAX_STEP_RETRIES = 3
+
+
+@contextmanager
+def retry_transient_db_errors(rt: StepRuntime) -> Iterator[None]:
+    """Turns a lost connection or a busy database into a Dagster step retry.
+
+    Only `OperationalError`s are transient; a constraint or type error fails at once, as a
+    retry would fail the same way. A retried persist step cannot write twice: its marker
+    commits with its rows.
+    """
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as error:
+        rt.log.warning(f"{rt.plan.name}: database error, the step will retry: {error.orig}")
+        raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=2) from error
