@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import psycopg
 import sqlalchemy.exc
 
 from translators.steps.runtime import StepRuntime
@@ -23,6 +24,7 @@ def retry_transient_db_errors(rt: StepRuntime) -> Iterator[None]:
     """
     try:
         yield
-    except sqlalchemy.exc.OperationalError as error:
-        rt.log.warning(f"{rt.plan.name}: database error, the step will retry: {error.orig}")
+    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as error:
+        # COPY runs on the raw psycopg connection, whose errors SQLAlchemy does not wrap.
+        rt.log.warning(f"{rt.plan.name}: database error, the step will retry: {error}")
         raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=2) from error
