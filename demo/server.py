@@ -343,11 +343,8 @@ def start_demo_server(
         The server (stop it with `stop_demo_server`) and its base URL without a trailing
         slash, e.g. `http://127.0.0.1:8765`.
     """
-    state = DemoState(
-        shop_token=os.environ.get(SHOP_TOKEN_ENV) or DEFAULT_SHOP_TOKEN,
-        crm_key=os.environ.get(CRM_KEY_ENV) or DEFAULT_CRM_KEY,
-        end_date=end_date,
-    )
+    secrets = demo_secrets_env()
+    state = DemoState(secrets[SHOP_TOKEN_ENV], secrets[CRM_KEY_ENV], end_date=end_date)
     server = DemoHTTPServer(port, state, verbose)
     # a short poll interval makes shutdown() return quickly, which keeps tests fast
     thread = threading.Thread(
@@ -377,6 +374,18 @@ def service_base_url_env(base_url: str) -> dict[str, str]:
     """The `SERVICE_<NAME>_BASE_URL` overrides that point the catalog at a running server."""
     return {
         f"SERVICE_{name.upper()}_BASE_URL": f"{base_url}/{name}" for name in ("shop", "crm", "chat")
+    }
+
+
+def demo_secrets_env() -> dict[str, str]:
+    """The secrets a client needs for a server started with the current environment.
+
+    The catalog's auth reads `DEMO_SHOP_TOKEN` / `DEMO_CRM_KEY`; the server falls back to
+    its defaults when they are unset, and a client must then use the same defaults.
+    """
+    return {
+        SHOP_TOKEN_ENV: os.environ.get(SHOP_TOKEN_ENV) or DEFAULT_SHOP_TOKEN,
+        CRM_KEY_ENV: os.environ.get(CRM_KEY_ENV) or DEFAULT_CRM_KEY,
     }
 
 

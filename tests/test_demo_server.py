@@ -20,6 +20,7 @@ from demo.app_schema import DemoSchemaError, ensure_demo_schema, ensure_demo_sch
 from demo.server import (
     CUSTOMER_COUNT,
     ORDER_COUNT,
+    demo_secrets_env,
     make_orders,
     orders_since,
     running_demo_server,
@@ -176,6 +177,15 @@ def test_secrets_come_from_the_server_environment(monkeypatch: pytest.MonkeyPatc
         assert http.get("/shop/orders", headers=bearer).status_code == 200
         assert http.get("/crm/customers", headers=CRM_AUTH).status_code == 401
         assert http.get("/crm/customers", headers={"X-Api-Key": "k3y"}).status_code == 200
+
+
+def test_demo_secrets_env_matches_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert demo_secrets_env() == {
+        "DEMO_SHOP_TOKEN": "demo-shop-token",
+        "DEMO_CRM_KEY": "demo-crm-key",
+    }
+    monkeypatch.setenv("DEMO_SHOP_TOKEN", "s3cret")
+    assert demo_secrets_env()["DEMO_SHOP_TOKEN"] == "s3cret"
 
 
 def test_customer_pages_then_empty_page(client: httpx.Client) -> None:
