@@ -9,14 +9,15 @@ of the rows that landed, and stops the services.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 
 import sqlalchemy as sa
+from resources.app_database import AppDatabaseResource
 
 from demo.app_schema import DEMO_APP_ID, ensure_demo_schema_for_app
-from demo.server import running_demo_server, service_base_url_env
-from resources.app_database import AppDatabaseResource
+from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
 
 DEMO_WORKFLOW = f"{DEMO_APP_ID}/syncEnrichedOrders"
 
@@ -28,7 +29,9 @@ def show_rows(app_id: str) -> int:
         with engine.connect() as conn:
             count = conn.execute(sa.text("SELECT count(*) FROM orders_enriched")).scalar_one()
             tiers = conn.execute(
-                sa.text("SELECT tier, order_count, revenue_cents FROM revenue_by_tier ORDER BY tier")
+                sa.text(
+                    "SELECT tier, order_count, revenue_cents FROM revenue_by_tier ORDER BY tier"
+                )
             ).all()
     finally:
         engine.dispose()
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from translators.cli import main as workflows
 
-    with running_demo_server() as base_url:
+    # Orders end today, so the workflow's "last 45 days" always finds some.
+    with running_demo_server(end_date=dt.date.today()) as base_url:
         os.environ.update(service_base_url_env(base_url))
+        os.environ.update(demo_secrets_env())
         print(f"demo services on {base_url}")
         ensure_demo_schema_for_app(DEMO_APP_ID)
         status = workflows(["run", args.workflow])

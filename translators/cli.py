@@ -31,10 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("workflow", metavar="APP_ID/WORKFLOW", help="e.g. demo-shop/syncOrders")
     run.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
     run.add_argument(
-        "--param", action="append", default=[], metavar="K=V",
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
         help="a workflow param; V is parsed as JSON when it parses (repeatable)",
     )
-    run.add_argument("--idempotency-key", help="refuse to start while a run with this key is active")
+    run.add_argument(
+        "--idempotency-key", help="refuse to start while a run with this key is active"
+    )
 
     explain = sub.add_parser("explain", help="the DAG: steps, ops, edges and skip rules")
     explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
@@ -59,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_workflow(args.workflow, args.param, args.idempotency_key)
 
 
-def _load():  # noqa: ANN202 - LoadResult, imported lazily to keep `--help` fast
+def _load():
     from translators.definitions import defs_dir
     from translators.loader import load_definitions
 
@@ -99,7 +104,7 @@ def _explain(ref: str) -> int:
     return _print(explain_lines(workflow))
 
 
-def _unknown_workflow(ref: str, loaded) -> int:  # noqa: ANN001
+def _unknown_workflow(ref: str, loaded) -> int:
     broken = [b for b in loaded.broken if f"{b.app_id}/{b.stem}" == ref]
     if broken:
         print(f"{ref} has definition problems:", file=sys.stderr)

@@ -16,7 +16,9 @@ def list_lines(loaded: LoadResult) -> list[str]:
                 lines.append(f"  workflow {workflow.stem:<32} job {workflow.job_name}")
         for broken in loaded.broken:
             if broken.app_id == app_id:
-                lines.append(f"  workflow {broken.stem:<32} BROKEN ({len(broken.problems)} problems)")
+                lines.append(
+                    f"  workflow {broken.stem:<32} BROKEN ({len(broken.problems)} problems)"
+                )
         for schedule in loaded.schedules:
             if schedule.app_id == app_id:
                 spec = schedule.spec

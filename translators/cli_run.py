@@ -68,8 +68,10 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
         return _unknown_workflow(ref, loaded)
     instance = dg.DagsterInstance.get()
     if idempotency_key and _active_run_with_key(instance, idempotency_key):
-        print(f"refused: a run with idempotency key '{idempotency_key}' is still active",
-              file=sys.stderr)
+        print(
+            f"refused: a run with idempotency key '{idempotency_key}' is still active",
+            file=sys.stderr,
+        )
         return 1
     tags = {INVOCATION_TAG: uuid.uuid4().hex, "workflow/launched_by": "cli"}
     if idempotency_key:
@@ -146,7 +148,7 @@ class ProgressPrinter:
         while not self._stop.wait(0.5):
             try:
                 self._drain()
-            except Exception as error:  # noqa: BLE001 - progress must never break a run
+            except Exception as error:
                 logging.getLogger("workflows").debug("progress poll failed: %s", error)
 
     def _drain(self) -> None:

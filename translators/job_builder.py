@@ -98,7 +98,9 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
         if isinstance(spec, ParamVariableSpec)
     }
     config_schema = {
-        "params": dg.Field(param_fields, is_required=any(f.is_required for f in param_fields.values())),
+        "params": dg.Field(
+            param_fields, is_required=any(f.is_required for f in param_fields.values())
+        ),
         "logical_time": dg.Field(
             str, is_required=False, description="ISO-8601; default: partition or launch time"
         ),
@@ -112,9 +114,14 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
         yield dg.Output(
             {"values": values, "logical_time": iso_utc(logical_time), "timezone": timezone},
             "result",
-            metadata={"logical time": iso_utc(logical_time), "timezone": timezone, **{
-                f"var {name}": dg.MetadataValue.text(repr(value)) for name, value in values.items()
-            }},
+            metadata={
+                "logical time": iso_utc(logical_time),
+                "timezone": timezone,
+                **{
+                    f"var {name}": dg.MetadataValue.text(repr(value))
+                    for name, value in values.items()
+                },
+            },
         )
 
     return dg.OpDefinition(
@@ -191,8 +198,11 @@ def _step_op(
         ins={VARIABLES_OP: dg.In(dict), **{up: dg.In(dg.Any) for up in step.depends_on}},
         outs={"result": dg.Out(dg.Any, is_required=not is_branch)},
         required_resource_keys=resource_keys,
-        tags={"workflow/file": workflow.file, "workflow/pointer": step.pointer,
-              "workflow/kind": step.kind},
+        tags={
+            "workflow/file": workflow.file,
+            "workflow/pointer": step.pointer,
+            "workflow/kind": step.kind,
+        },
         description=f"{step.kind} step at {workflow.file}#{step.pointer}",
     )
 
@@ -231,6 +241,9 @@ def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:
     )
     return graph.to_job(
         executor_def=dg.in_process_executor,
-        tags={"workflow/app": broken.app_id, "workflow/file": broken.file,
-              "workflow/broken": "true"},
+        tags={
+            "workflow/app": broken.app_id,
+            "workflow/file": broken.file,
+            "workflow/broken": "true",
+        },
     )

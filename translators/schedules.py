@@ -34,8 +34,9 @@ def partitions_for(schedule: SchedulePlan) -> dg.TimeWindowPartitionsDefinition 
     )
 
 
-def run_config_for(params: Mapping[str, Any], logical_time: dt.datetime | None,
-                   timezone: str) -> dict[str, Any]:
+def run_config_for(
+    params: Mapping[str, Any], logical_time: dt.datetime | None, timezone: str
+) -> dict[str, Any]:
     """The run config that hands params (and the logical time) to `resolve_variables`."""
     config: dict[str, Any] = {"params": dict(params), "timezone": timezone}
     if logical_time is not None:

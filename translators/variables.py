@@ -29,7 +29,9 @@ def resolve_variables(
         logical_time: the tick, partition or launch time (timezone-aware).
         timezone: where `dateOffset` dates are taken (the schedule's zone, else UTC).
     """
-    unknown = sorted(set(params) - {n for n, s in specs.items() if isinstance(s, ParamVariableSpec)})
+    unknown = sorted(
+        set(params) - {n for n, s in specs.items() if isinstance(s, ParamVariableSpec)}
+    )
     if unknown:
         raise VariableError(f"unknown params {unknown}; expected params among {sorted(specs)}")
     local_day = logical_time.astimezone(ZoneInfo(timezone)).date()

@@ -21,7 +21,9 @@ def map_batch(batch: pa.RecordBatch, mapping: FieldMapping) -> pa.RecordBatch:
     arrays: list[pa.Array] = []
     for target, source in mapping.items():
         if isinstance(source, GenerateSpec):
-            arrays.append(pa.array([generate_value(source.generate) for _ in range(batch.num_rows)]))
+            arrays.append(
+                pa.array([generate_value(source.generate) for _ in range(batch.num_rows)])
+            )
         else:
             index = batch.schema.get_field_index(source)
             if index < 0:

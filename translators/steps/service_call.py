@@ -46,7 +46,10 @@ def paginator_for(spec: PaginationSpec) -> Paginator:
         return PageNumberPaginator(spec.page_param, spec.start_page, max_pages=spec.max_pages)
     if isinstance(spec, OffsetPaginationSpec):
         return OffsetPaginator(
-            spec.offset_param, spec.limit_param, spec.limit_value, spec.start_offset,
+            spec.offset_param,
+            spec.limit_param,
+            spec.limit_value,
+            spec.start_offset,
             max_pages=spec.max_pages,
         )
     if isinstance(spec, LinkPaginationSpec):
@@ -94,7 +97,9 @@ class _ServiceCall:
             user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
         retries_from = paginate or (spec.for_each if spec.for_each else spec)
         return CallRequest(
-            operation=Operation(spec.operation, operation.method, operation.path, operation.mutation),
+            operation=Operation(
+                spec.operation, operation.method, operation.path, operation.mutation
+            ),
             params=render(spec.params, self.rt.variables, item),
             data_path=spec.data_path,
             paginator=paginator_for(paginate) if paginate else None,
@@ -115,7 +120,9 @@ class _ServiceCall:
         assert pre is not None
         operation = self.rt.catalog[pre.service].operations[pre.operation]
         request = CallRequest(
-            operation=Operation(pre.operation, operation.method, operation.path, operation.mutation),
+            operation=Operation(
+                pre.operation, operation.method, operation.path, operation.mutation
+            ),
             params=render(pre.params, self.rt.variables),
             data_path=pre.data_path,
             paginator=None,
@@ -127,7 +134,9 @@ class _ServiceCall:
 
     def run(self) -> StepResult:
         metadata: dict[str, Any] = {}
-        writer_cm = self.rt.open_writer(self.rt.plan.output_schema) if self.columns else nullcontext()
+        writer_cm = (
+            self.rt.open_writer(self.rt.plan.output_schema) if self.columns else nullcontext()
+        )
         with writer_cm as writer:
             pre = self.pre_execute_records() if self.spec.pre_execute else []
             if pre:
@@ -161,8 +170,13 @@ class _ServiceCall:
         done = skipped = 0
         skips: list[dict[str, Any]] = []
         for outcome in service.for_each(
-            items, self.request, parallel=for_each.parallel, on_item_error=for_each.on_item_error,
-            item_key=for_each.item_key, rate_limit_per_second=rate, stats=self.stats,
+            items,
+            self.request,
+            parallel=for_each.parallel,
+            on_item_error=for_each.on_item_error,
+            item_key=for_each.item_key,
+            rate_limit_per_second=rate,
+            stats=self.stats,
         ):
             if outcome.error is not None:
                 skipped += 1

@@ -11,9 +11,10 @@ def run_sql(spec: SqlStepSpec, rt: StepRuntime) -> StepResult:
     sql, names = sql_with_params(spec.sql)
     params = {name: rt.variables[name] for name in names}
     inputs = {table: rt.table(table) for table in rt.plan.reads}
-    with rt.table_store.query(sql, params, inputs) as reader, rt.open_writer(
-        rt.plan.output_schema if spec.output_schema else None
-    ) as writer:
+    with (
+        rt.table_store.query(sql, params, inputs) as reader,
+        rt.open_writer(rt.plan.output_schema if spec.output_schema else None) as writer,
+    ):
         writer.write_batches(reader)
     handle = writer.handle
     return StepResult(handle, {"rows": handle.row_count})
