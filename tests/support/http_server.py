@@ -1,0 +1,334 @@
+"""A small real HTTP server on 127.0.0.1 for the service client's tests.
+
+`LocalHTTPServer` is a stdlib `ThreadingHTTPServer` on a free port, run in a thread; use
+it as a context manager (`with LocalHTTPServer() as server: server.url`). It serves a
+fixed list of records (`{"id": i, "name": "r<i>"}`) through one route per pagination
+style, plus routes that misbehave, and records what it saw (every request, the most
+requests in flight at once, POST bodies).
+
+Routes (GET unless said):
+    /cursor?cursor=&limit=           {"items", "next": {"cursor"}}; cursor null at the end
+    /cursor-has-more?starting_after=&limit=
+                                     {"data", "has_more", "last_id"} (Stripe style)
+    /pages?page=&per_page=           {"results"}; empty past the end
+    /offset?offset=&limit=           {"rows"}; empty past the end
+    /link?page=&per_page=&split=     a bare array; `Link` with prev/next/last (relative
+                                     URLs, quoted rels); `split=1` sends one header per link
+    /next-url?page=&per_page=&absolute=
+                                     {"records", "paging": {"next"}}; relative by default
+    /flaky?id=&fail=&status=         `status` (500) for the first `fail` calls of `id`
+    /ratelimited?id=&retry_after=    429 with Retry-After on the first call of `id`
+    /slow?delay=                     sleeps `delay` seconds
+    /concurrent?delay=&n=            sleeps, then {"n"}: for the in-flight counter
+    /bad-json                        200 with a body that is not JSON
+    /cursor-loop                     the same cursor forever
+    /foreign-next                    a next URL on another host
+    /status/<code>                   that status, a JSON body
+    /leaky                           403 echoing the Authorization header it received
+    /me                              the user of a bearer token in `user_tokens`, else 401
+    /protected                       401 unless `required_headers` all match
+    /echo/<anything>                 {"method", "path", "query", "body"}
+    POST /messages                   records the JSON body; {"id": <n>}
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+JsonReply = tuple[int, Any, dict[str, str] | list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass
+class ServerState:
+    """What the server saw; all access under `lock`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    hits: dict[str, int] = field(default_factory=dict)
+    posted: list[Any] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class LocalHTTPServer:
+    """The test server. `url` is its origin, `state` what it saw.
+
+    Args:
+        total_records: how many records the pagination routes serve.
+        user_tokens: bearer token -> user id, for `/me`.
+        required_headers: header -> exact value, for `/protected`.
+    """
+
+    def __init__(
+        self,
+        total_records: int = 23,
+        user_tokens: Mapping[str, str] | None = None,
+        required_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.records = [{"id": i, "name": f"r{i}"} for i in range(total_records)]
+        self.user_tokens = dict(user_tokens or {})
+        self.required_headers = {k.lower(): v for k, v in (required_headers or {}).items()}
+        self.state = ServerState()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.app = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> LocalHTTPServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self.state.lock:
+            return [r for r in self.state.requests if r.path == path]
+
+    def hit(self, key: str) -> int:
+        """Count one call for `key` and return the count so far (1 for the first)."""
+        with self.state.lock:
+            self.state.hits[key] = self.state.hits.get(key, 0) + 1
+            return self.state.hits[key]
+
+    def page(self, start: int, size: int) -> list[dict[str, Any]]:
+        return self.records[max(start, 0) : max(start, 0) + size]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real APIs do
+    timeout = 10  # an idle keep-alive connection's thread ends after this
+    disable_nagle_algorithm = True  # headers and body go out in two writes
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet test output
+
+    @property
+    def app(self) -> LocalHTTPServer:
+        return self.server.app  # type: ignore[attr-defined,no-any-return]
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        recorded = RecordedRequest(
+            self.command,
+            parts.path,
+            parse_qs(parts.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+        )
+        state = self.app.state
+        with state.lock:
+            state.requests.append(recorded)
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            self._reply(*_route(self.app, recorded, query))
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _reply(self, status: int, payload: Any, headers: Any) -> None:
+        data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a timeout test)
+
+
+Route = Callable[[LocalHTTPServer, RecordedRequest, dict[str, str]], JsonReply]
+
+
+def _route(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    if req.path.startswith("/echo/"):
+        return _echo(app, req, q)
+    if req.path.startswith("/status/"):
+        code = int(req.path.rsplit("/", 1)[1])
+        return code, {"error": f"status {code}", "path": req.path}, {}
+    handler = _ROUTES.get((req.method, req.path))
+    if handler is None:
+        return 404, {"error": "no such route", "path": req.path}, {}
+    return handler(app, req, q)
+
+
+def _int(q: dict[str, str], name: str, default: int) -> int:
+    return int(q.get(name, default))
+
+
+def _cursor(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    start, size = int(q.get("cursor") or 0), _int(q, "limit", 5)
+    end = start + size
+    following = str(end) if end < len(app.records) else None
+    return 200, {"items": app.page(start, size), "next": {"cursor": following}}, {}
+
+
+def _cursor_has_more(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    after, size = q.get("starting_after"), _int(q, "limit", 5)
+    start = int(after) + 1 if after is not None else 0
+    records = app.page(start, size)
+    last_id = records[-1]["id"] if records else None
+    has_more = start + size < len(app.records)
+    return 200, {"data": records, "has_more": has_more, "last_id": last_id}, {}
+
+
+def _pages(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    page, size = _int(q, "page", 1), _int(q, "per_page", 5)
+    return 200, {"results": app.page((page - 1) * size, size)}, {}
+
+
+def _offset(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    return 200, {"rows": app.page(_int(q, "offset", 0), _int(q, "limit", 5))}, {}
+
+
+def _link(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    page, size = _int(q, "page", 1), _int(q, "per_page", 5)
+    last = max(1, -(-len(app.records) // size))
+    links = []
+    if page > 1:
+        # A title quoting `rel="next"` (and a comma) trips parsers that search for the text.
+        prev = f"link?page={page - 1}&per_page={size}"
+        links.append(f'<{prev}>; title="not rel=\\"next\\", really"; rel="prev"')
+    if page < last:
+        links.append(f'</link?page={page + 1}&per_page={size}>; rel="next"')
+    links.append(f"<{app.url}/link?page={last}&per_page={size}>; rel=last")
+    split = q.get("split") == "1"
+    headers = [("Link", v) for v in links] if split else [("Link", ", ".join(links))]
+    return 200, app.page((page - 1) * size, size), headers
+
+
+def _next_url(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    page, size = _int(q, "page", 1), _int(q, "per_page", 5)
+    following = None
+    if page * size < len(app.records):
+        origin = app.url if q.get("absolute") == "1" else ""
+        following = f"{origin}/next-url?page={page + 1}&per_page={size}"
+        following += f"&absolute={q.get('absolute', '0')}"
+    body = {"records": app.page((page - 1) * size, size), "paging": {"next": following}}
+    return 200, body, {}
+
+
+def _flaky(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    calls = app.hit(f"flaky:{q.get('id')}")
+    if calls <= _int(q, "fail", 1):
+        return _int(q, "status", 500), {"error": "try again", "call": calls}, {}
+    return 200, {"id": q.get("id"), "calls": calls}, {}
+
+
+def _ratelimited(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    calls = app.hit(f"ratelimited:{q.get('id')}")
+    if calls == 1:
+        return 429, {"error": "slow down"}, {"Retry-After": q.get("retry_after", "1")}
+    return 200, {"id": q.get("id"), "calls": calls}, {}
+
+
+def _slow(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    time.sleep(float(q.get("delay", "1")))
+    return 200, {"ok": True}, {}
+
+
+def _concurrent(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    time.sleep(float(q.get("delay", "0.05")))
+    return 200, {"n": q.get("n")}, {}
+
+
+def _bad_json(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    return 200, b'{"items": [1, 2,, oops', {}
+
+
+def _cursor_loop(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    return 200, {"items": [{"id": 1}], "next": {"cursor": "same"}}, {}
+
+
+def _foreign_next(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    body = {"records": [{"id": 1}], "paging": {"next": "http://elsewhere.invalid/steal"}}
+    return 200, body, {}
+
+
+def _leaky(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    return 403, {"error": f"bad credentials: {req.headers.get('authorization')}"}, {}
+
+
+def _me(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    auth = req.headers.get("authorization", "")
+    user = app.user_tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+    if user is None:
+        return 401, {"error": "unknown token"}, {}
+    return 200, {"user": user, "item": q.get("item")}, {}
+
+
+def _protected(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    if any(req.headers.get(k) != v for k, v in app.required_headers.items()):
+        return 401, {"error": "missing or wrong credentials"}, {}
+    return 200, {"ok": True}, {}
+
+
+def _messages(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    payload = orjson.loads(req.body) if req.body else None
+    with app.state.lock:
+        app.state.posted.append(payload)
+        number = len(app.state.posted)
+    return 201, {"id": number}, {}
+
+
+def _echo(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    body = orjson.loads(req.body) if req.body else None
+    return 200, {"method": req.method, "path": req.path, "query": req.query, "body": body}, {}
+
+
+_ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/cursor"): _cursor,
+    ("GET", "/cursor-has-more"): _cursor_has_more,
+    ("GET", "/pages"): _pages,
+    ("GET", "/offset"): _offset,
+    ("GET", "/link"): _link,
+    ("GET", "/next-url"): _next_url,
+    ("GET", "/flaky"): _flaky,
+    ("GET", "/ratelimited"): _ratelimited,
+    ("GET", "/slow"): _slow,
+    ("GET", "/concurrent"): _concurrent,
+    ("GET", "/bad-json"): _bad_json,
+    ("GET", "/cursor-loop"): _cursor_loop,
+    ("GET", "/foreign-next"): _foreign_next,
+    ("GET", "/leaky"): _leaky,
+    ("GET", "/me"): _me,
+    ("GET", "/protected"): _protected,
+    ("POST", "/messages"): _messages,
+}

@@ -1,0 +1,125 @@
+"""The test HTTP server itself: each route behaves as the client tests assume."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.http_server import LocalHTTPServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server() -> Iterator[LocalHTTPServer]:
+    with LocalHTTPServer(total_records=12, user_tokens={"tok-a": "alice"}) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: LocalHTTPServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=5) as c:
+        yield c
+
+
+def test_listens_on_loopback_and_unknown_routes_are_404(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    assert server.url.startswith("http://127.0.0.1:")
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["path"] == "/nope"
+
+
+def test_cursor_route_walks_all_records(client: httpx.Client) -> None:
+    seen, cursor = [], None
+    while True:
+        body = client.get("/cursor", params={"limit": 5, **({"cursor": cursor} if cursor else {})})
+        seen += [r["id"] for r in body.json()["items"]]
+        cursor = body.json()["next"]["cursor"]
+        if cursor is None:
+            break
+    assert seen == list(range(12))
+
+
+def test_cursor_has_more_route_says_when_to_stop(client: httpx.Client) -> None:
+    last = client.get("/cursor-has-more", params={"starting_after": 9, "limit": 5}).json()
+    assert [r["id"] for r in last["data"]] == [10, 11]
+    assert last["has_more"] is False and last["last_id"] == 11
+
+
+def test_page_and_offset_routes_end_with_an_empty_page(client: httpx.Client) -> None:
+    assert len(client.get("/pages", params={"page": 3, "per_page": 5}).json()["results"]) == 2
+    assert client.get("/pages", params={"page": 4, "per_page": 5}).json()["results"] == []
+    assert client.get("/offset", params={"offset": 12, "limit": 5}).json()["rows"] == []
+
+
+def test_link_route_sends_next_only_before_the_last_page(client: httpx.Client) -> None:
+    first = client.get("/link", params={"page": 1, "per_page": 5})
+    assert 'rel="next"' in first.headers["link"]
+    split = client.get("/link", params={"page": 2, "per_page": 5, "split": 1})
+    assert len(split.headers.get_list("link")) == 3
+    last = client.get("/link", params={"page": 3, "per_page": 5})
+    assert 'rel="next"' not in last.headers["link"].replace('\\"next\\"', "")
+    assert [r["id"] for r in last.json()] == [10, 11]
+
+
+def test_next_url_route_is_relative_unless_asked(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    relative = client.get("/next-url").json()["paging"]["next"]
+    absolute = client.get("/next-url", params={"absolute": 1}).json()["paging"]["next"]
+    assert relative.startswith("/next-url?page=2")
+    assert absolute.startswith(server.url + "/next-url?page=2")
+
+
+def test_flaky_route_fails_n_times_per_id(client: httpx.Client) -> None:
+    codes = [client.get("/flaky", params={"id": "a", "fail": 2}).status_code for _ in range(3)]
+    assert codes == [500, 500, 200]
+    assert client.get("/flaky", params={"id": "b", "fail": 2}).status_code == 500
+
+
+def test_ratelimited_route_sends_retry_after_once(client: httpx.Client) -> None:
+    first = client.get("/ratelimited", params={"id": "x", "retry_after": "2"})
+    assert (first.status_code, first.headers["retry-after"]) == (429, "2")
+    assert client.get("/ratelimited", params={"id": "x"}).status_code == 200
+
+
+def test_bad_json_and_leaky_routes(client: httpx.Client) -> None:
+    with pytest.raises(ValueError):
+        client.get("/bad-json").json()
+    leaky = client.get("/leaky", headers={"Authorization": "Bearer s3cr3t"})
+    assert leaky.status_code == 403 and "s3cr3t" in leaky.text
+
+
+def test_me_route_checks_bearer_tokens(client: httpx.Client) -> None:
+    assert client.get("/me", headers={"Authorization": "Bearer tok-a"}).json()["user"] == "alice"
+    assert client.get("/me", headers={"Authorization": "Bearer other"}).status_code == 401
+
+
+def test_messages_route_records_bodies(server: LocalHTTPServer, client: httpx.Client) -> None:
+    assert client.post("/messages", json={"text": "hi"}).json() == {"id": 1}
+    assert server.state.posted == [{"text": "hi"}]
+
+
+def test_in_flight_counter_sees_parallel_requests(server: LocalHTTPServer) -> None:
+    def call() -> None:
+        with httpx.Client(base_url=server.url, timeout=5) as c:
+            c.get("/concurrent", params={"delay": 0.3})
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert server.state.max_in_flight == 4
+    assert server.state.in_flight == 0
+    assert len(server.requests_to("/concurrent")) == 4
+
+
+def test_slow_route_outlasts_a_short_timeout(client: httpx.Client) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        client.get("/slow", params={"delay": 0.5}, timeout=0.1)
