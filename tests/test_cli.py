@@ -109,11 +109,13 @@ def test_run_failure_exits_1_with_the_failed_step(tmp_path: Path) -> None:
     assert "FAILED" in result.stdout and "FAILURE" in result.stdout
 
 
-def test_run_refuses_an_active_idempotency_key(tmp_path: Path) -> None:
+def test_run_refuses_an_active_idempotency_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     defs = write_defs(tmp_path / "defs", "app", {"one": {
         "settings": {"maxParallelSteps": 1},
         "steps": [{"sql": "SELECT 1 AS v", "outputTable": "t"}]}})
-    os.environ["WORKFLOW_DEFS_DIR"] = str(defs)
+    monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
     _, definitions = load(defs)
     instance = dg.DagsterInstance.get()
     instance.create_run_for_job(definitions.get_job_def("app__one"), tags={IDEMPOTENCY_TAG: "k1"})
