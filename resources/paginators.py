@@ -9,7 +9,8 @@ stop too early is an error here: a repeated cursor or URL, more pages than
 
 A paginator keeps the state of one page loop (the page number, the cursors seen);
 the client takes a `fresh()` copy for each loop, so one configured paginator may serve
-many forEach items at once.
+many forEach items at once. Dot paths (`meta.next_cursor`) read the whole response with
+`resources.records.get_path`, the same rule as `dataPath`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
+from resources.records import MISSING, get_path
 from resources.secrets import redact_url
 
 DEFAULT_MAX_PAGES = 10_000
@@ -31,44 +33,15 @@ class PaginationError(Exception):
     """The pagination cannot go on correctly (loop, too many pages, bad next page)."""
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-"""What `read_path` returns when the path is absent (a present `null` is `None`)."""
-
-
-def read_path(data: Any, path: str) -> Any:
-    """The value at a dot path (`data.orders`, `items.0.id`), or `MISSING`."""
-    value, found = _walk(data, path)
-    return value if found else MISSING
-
-
 def keys_along(data: Any, path: str) -> list[str]:
     """The keys present where a lookup of `path` stopped, for error messages."""
-    value, _ = _walk(data, path)
-    if isinstance(value, Mapping):
-        return sorted(str(k) for k in value)
-    return [f"0..{len(value) - 1}"] if isinstance(value, list) and value else []
-
-
-def _walk(data: Any, path: str) -> tuple[Any, bool]:
-    """How far a dot path gets: (the value reached, whether the whole path was found)."""
     value = data
     for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and _is_index(part) and -len(value) <= int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return value, False
-    return value, True
-
-
-def _is_index(part: str) -> bool:
-    return part.lstrip("-").isdigit()
+        following = get_path(value, part)
+        if following is MISSING:
+            break
+        value = following
+    return sorted(str(k) for k in value) if isinstance(value, Mapping) else []
 
 
 @dataclass(frozen=True)
@@ -172,7 +145,7 @@ class CursorPaginator(Paginator):
 
     def _next(self, response: PageResponse) -> NextPage | None:
         if self.has_more_field is not None:
-            has_more = read_path(response.body, self.has_more_field)
+            has_more = get_path(response.body, self.has_more_field)
             if has_more is MISSING:
                 # A flag APIs always send: its absence is a misconfigured field name,
                 # and treating it as "false" would silently drop pages.
@@ -182,7 +155,7 @@ class CursorPaginator(Paginator):
                 )
             if not _truthy(has_more):
                 return None
-        cursor = read_path(response.body, self.cursor_field)
+        cursor = get_path(response.body, self.cursor_field)
         if cursor is MISSING or cursor is None or cursor == "":
             return None
         if isinstance(cursor, dict | list):
@@ -296,7 +269,7 @@ class NextUrlPaginator(_UrlPaginator):
         super().__init__(max_pages=max_pages)
 
     def _next(self, response: PageResponse) -> NextPage | None:
-        raw = read_path(response.body, self.next_url_field)
+        raw = get_path(response.body, self.next_url_field)
         if raw is MISSING or raw is None or raw == "":
             return None
         if not isinstance(raw, str):
