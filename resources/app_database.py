@@ -1,0 +1,283 @@
+"""The app databases (SPEC 8): where each app's database is, streamed reads, persists.
+
+`AppDatabaseResource` is the Dagster resource the import and persist steps use. An app's
+URL comes from `APP_DB_URL__<APP_ID>` (the app id upper-cased, `-` as `_`), else
+`APP_DB_URL` (`{app_id}` in it is replaced), else an SQLite file
+`<data_dir>/apps/<app_id>.sqlite`. `postgresql://` URLs use psycopg 3, SQLAlchemy 2.1's
+default driver. URLs in messages and logs never show the password.
+
+Each call opens its own engine without a pool (NullPool) and disposes of it afterwards: a
+step makes one or two calls, the connect costs milliseconds, and nothing is shared across
+the run worker's threads or forked processes. SQLite connections run in WAL mode (a
+streamed import does not block a persist to the same file), with SQLAlchemy emitting
+BEGIN itself so that savepoints and DDL are transactional; writers take the write lock up
+front (BEGIN IMMEDIATE).
+
+The write path (persist modes, exactly-once marker, COPY) lives in `resources.persist_sql`;
+table reflection and type mapping in `resources.app_db_schema`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import sqlalchemy as sa
+from pydantic import Field
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import NullPool
+
+from resources import paths
+from resources.app_db_schema import (
+    AppDatabaseError,
+    ColumnInfo,
+    TableInfo,
+    arrow_type,
+    first_line,
+    inspect_table,
+    to_arrow,
+)
+from resources.persist_sql import PersistRequest, PersistResult, persist_batches
+
+__all__ = [
+    "AppDatabaseError",
+    "AppDatabaseResource",
+    "ColumnInfo",
+    "PersistRequest",
+    "PersistResult",
+    "TableInfo",
+    "mask_url",
+    "validate_app_id",
+]
+
+APP_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def validate_app_id(app_id: str) -> str:
+    """Return `app_id`, or raise when it does not match `[A-Za-z0-9][A-Za-z0-9_-]*`."""
+    if not isinstance(app_id, str) or not APP_ID_PATTERN.fullmatch(app_id):
+        raise AppDatabaseError(
+            f"invalid appId {app_id!r}: expected letters, digits, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return app_id
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***` (safe for messages and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+class AppDatabaseResource(dg.ConfigurableResource):
+    """The app databases: SQLite (embedded default) or PostgreSQL, one per app id."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Folder holding apps/<app_id>.sqlite when no APP_DB_URL is set; "
+        "default: the project's data folder ($WORKFLOWS_DATA_DIR or ./.data).",
+    )
+
+    def url_for(self, app_id: str) -> str:
+        """The SQLAlchemy URL of an app's database (it may hold a password: do not log it)."""
+        validate_app_id(app_id)
+        specific = os.environ.get(f"APP_DB_URL__{app_id.upper().replace('-', '_')}")
+        template = specific or os.environ.get("APP_DB_URL")
+        if template:
+            url = template.replace("{app_id}", app_id)
+            # `postgres://` (Heroku, libpq) is not a dialect name in SQLAlchemy.
+            return re.sub(r"^postgres://", "postgresql://", url)
+        folder = Path(self.data_dir) if self.data_dir else paths.data_dir()
+        folder = folder / "apps"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / app_id}.sqlite"
+
+    def describe(self, app_id: str) -> str:
+        """`app 'shop' (postgresql://user:***@host/db)`, for messages."""
+        return f"app {app_id!r} ({mask_url(self.url_for(app_id))})"
+
+    @contextmanager
+    def connect(self, app_id: str, *, write: bool = False) -> Iterator[Connection]:
+        """A connection to the app's database, closed (and its engine disposed) on exit."""
+        url = self.url_for(app_id)
+        engine = _create_engine(url, write=write)
+        try:
+            try:
+                conn = engine.connect()
+            except sa.exc.DBAPIError as exc:
+                # `from None`: the driver's exception may carry connection details.
+                raise AppDatabaseError(
+                    f"cannot connect to {self.describe(app_id)}: {first_line(exc)}"
+                ) from None
+            try:
+                yield conn
+            finally:
+                conn.close()
+        finally:
+            engine.dispose()
+
+    def table_info(self, app_id: str, table: str) -> TableInfo:
+        """The table's columns (with DuckDB types, nullability, defaults) and unique keys."""
+        with self.connect(app_id) as conn:
+            return inspect_table(conn, table, self.describe(app_id))
+
+    def table_columns(self, app_id: str, table: str) -> dict[str, str]:
+        """Column name -> DuckDB type name, in table order (for schema inference)."""
+        info = self.table_info(app_id, table)
+        return {name: col.duckdb_type for name, col in info.columns.items()}
+
+    def read_batches(
+        self,
+        app_id: str,
+        table: str,
+        columns: Sequence[str] | None = None,
+        where_column: str | None = None,
+        where_value: Any = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream `table` (optionally some columns, optionally `where_column = where_value`).
+
+        Rows come from a server-side cursor on PostgreSQL and `fetchmany` on SQLite, at most
+        `batch_size` at a time; every batch has the same schema (the Arrow form of
+        `table_columns`), and an empty result yields one empty batch with that schema. The
+        connection stays open until the iterator is exhausted or closed. A `None`
+        `where_value` selects the rows where the column IS NULL.
+        """
+        if batch_size < 1:
+            raise AppDatabaseError(f"batch_size must be at least 1, got {batch_size}")
+        where = self.describe(app_id)
+        with self.connect(app_id) as conn:
+            info = inspect_table(conn, table, where)
+            names = list(columns) if columns else list(info.columns)
+            info.require_columns(names, "columns")
+            if where_column is not None:
+                info.require_columns([where_column], "whereColumn")
+            types = [info.columns[n].duckdb_type for n in names]
+            schema = pa.schema([(n, arrow_type(t)) for n, t in zip(names, types, strict=True)])
+            result = _execute_select(conn, info, names, (where_column, where_value), batch_size)
+            empty = True
+            for rows in result.partitions(batch_size):
+                empty = False
+                yield _to_batch(rows, schema, types, table)
+            if empty:
+                yield _empty_batch(schema)
+
+    def persist(
+        self,
+        app_id: str,
+        request: PersistRequest,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        lineage: str,
+        step: str,
+    ) -> PersistResult:
+        """Write `batches` (already in target column names) in `request.mode`, exactly once.
+
+        See `resources.persist_sql` for the transaction, the staging table, the COPY fast path
+        on PostgreSQL and how `onRowError` finds the bad rows.
+        """
+        with self.connect(app_id, write=True) as conn:
+            return persist_batches(
+                conn, self.describe(app_id), request, batches, lineage=lineage, step=step
+            )
+
+
+def _create_engine(url: str, *, write: bool) -> sa.Engine:
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise AppDatabaseError(f"not a database URL: {mask_url(url)}") from None
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, poolclass=NullPool, hide_parameters=True)
+    engine = sa.create_engine(
+        parsed,
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+    )
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN (below), not sqlite3
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def _execute_select(
+    conn: Connection,
+    info: TableInfo,
+    names: list[str],
+    where: tuple[str | None, Any],
+    batch_size: int,
+) -> sa.CursorResult[Any]:
+    where_column, where_value = where
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    sql = f"SELECT {', '.join(quote(n) for n in names)} FROM {quote(info.name)}"
+    params: dict[str, Any] = {}
+    if where_column is not None and where_value is None:
+        sql += f" WHERE {quote(where_column)} IS NULL"
+    elif where_column is not None:
+        sql += f" WHERE {quote(where_column)} = :where_value"
+        params["where_value"] = _bind_value(where_value, conn.dialect.name)
+    streaming = conn.execution_options(stream_results=True, yield_per=batch_size)
+    try:
+        return streaming.execute(sa.text(sql), params)
+    except sa.exc.DataError as exc:
+        raise AppDatabaseError(
+            f"whereValue {where_value!r} does not fit column {where_column!r} of table "
+            f"{info.name!r} in {info.where}: {first_line(exc)}"
+        ) from exc
+
+
+def _bind_value(value: Any, dialect: str) -> Any:
+    """A where value as a parameter the column's type accepts.
+
+    PostgreSQL gets text, which psycopg sends untyped, so the server reads it as the
+    column's type (an integer parameter against a TEXT column would be an operator error).
+    SQLite compares with the column's affinity, so numbers stay numbers there.
+    """
+    if dialect == "sqlite":
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ")
+        if isinstance(value, (dt.date, dt.time)):
+            return value.isoformat()
+        return str(value) if isinstance(value, decimal.Decimal) else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, dt.time)):  # datetime too
+        return value.isoformat()
+    return value if isinstance(value, str) else str(value)
+
+
+def _to_batch(
+    rows: Sequence[Sequence[Any]], schema: pa.Schema, types: list[str], table: str
+) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in types]
+    arrays = []
+    for name, duckdb_type, values in zip(schema.names, types, columns, strict=True):
+        try:
+            arrays.append(to_arrow(list(values), duckdb_type))
+        except ValueError as exc:
+            raise AppDatabaseError(f"table {table!r}, column {name!r}: {exc}") from None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)

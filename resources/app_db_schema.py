@@ -1,0 +1,263 @@
+"""What an app database table looks like: its columns (as DuckDB / Arrow types) and keys.
+
+Shared by the reader and the writer of `resources.app_database`. Reflection goes through
+SQLAlchemy's inspector, so SQLite and PostgreSQL answer the same questions the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import difflib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
+
+
+class AppDatabaseError(Exception):
+    """A problem with an app database: bad app id, unknown table or column, failed write."""
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a target table."""
+
+    name: str
+    duckdb_type: str
+    nullable: bool
+    has_default: bool
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table's columns (in table order) and the column sets that are unique."""
+
+    name: str
+    where: str  # "app 'shop' (postgresql://u:***@host/db)", for messages
+    columns: dict[str, ColumnInfo]
+    unique_keys: tuple[frozenset[str], ...]
+
+    def require_columns(self, names: Iterable[str], role: str) -> None:
+        """Raise naming every one of `names` that is not a column of the table."""
+        unknown = [n for n in names if n not in self.columns]
+        if unknown:
+            hints = "".join(did_you_mean(n, self.columns) for n in unknown)
+            raise AppDatabaseError(
+                f"{role}: table {self.name!r} in {self.where} has no column "
+                f"{', '.join(map(repr, unknown))}{hints}; its columns are "
+                f"{', '.join(self.columns)}"
+            )
+
+    def has_unique_key(self, names: Sequence[str]) -> bool:
+        """True when a primary key, unique constraint or plain unique index is exactly `names`."""
+        return frozenset(names) in self.unique_keys
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's SQL/parameter echo."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+def inspect_table(conn: Connection, table: str, where: str) -> TableInfo:
+    """Reflect `table`, or raise a clear error (with the tables that do exist)."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(table):
+        names = [n for n in inspector.get_table_names() if not n.startswith("_workflow_")]
+        listing = ", ".join(sorted(names)) or "none"
+        raise AppDatabaseError(
+            f"table {table!r} does not exist in {where}{did_you_mean(table, names)}; "
+            f"tables: {listing}"
+        )
+    dialect = conn.dialect.name
+    columns = {}
+    for col in inspector.get_columns(table):
+        has_default = bool(
+            col.get("default") is not None or col.get("identity") or col.get("autoincrement")
+        )
+        columns[col["name"]] = ColumnInfo(
+            name=col["name"],
+            duckdb_type=duckdb_type(col["type"], dialect),
+            nullable=bool(col.get("nullable", True)),
+            has_default=has_default,
+        )
+    return TableInfo(table, where, columns, _unique_keys(inspector, table))
+
+
+def _unique_keys(inspector: sa.Inspector, table: str) -> tuple[frozenset[str], ...]:
+    keys: list[frozenset[str]] = []
+    pk = inspector.get_pk_constraint(table).get("constrained_columns") or []
+    if pk:
+        keys.append(frozenset(pk))
+    for uc in inspector.get_unique_constraints(table):
+        keys.append(frozenset(uc["column_names"]))
+    for ix in inspector.get_indexes(table):
+        # ON CONFLICT (cols) cannot use a partial or an expression index.
+        partial = any(k.endswith("_where") for k in ix.get("dialect_options", {}))
+        names = ix["column_names"]
+        if ix["unique"] and not partial and not ix.get("expressions") and None not in names:
+            keys.append(frozenset(n for n in names if n is not None))
+    return tuple(keys)
+
+
+def duckdb_type(sa_type: TypeEngine, dialect: str) -> str:
+    """The DuckDB type a reflected column reads as. Unknown types read as VARCHAR."""
+    t = sa_type
+    if isinstance(t, sa.Boolean):
+        return "BOOLEAN"
+    if isinstance(t, sa.Integer):
+        if dialect == "sqlite":  # every SQLite integer is 64-bit
+            return "BIGINT"
+        return "BIGINT" if isinstance(t, sa.BigInteger) else "INTEGER"
+    if isinstance(t, sa.Float):  # before Numeric: Float is a Numeric
+        return "DOUBLE"
+    if isinstance(t, sa.Numeric):
+        precision, scale = t.precision, t.scale or 0
+        if precision is None or precision > 38:
+            return "DOUBLE"
+        return f"DECIMAL({precision},{scale})"
+    if isinstance(t, sa.DateTime):
+        return "TIMESTAMPTZ" if t.timezone else "TIMESTAMP"
+    for sa_class, name in _SIMPLE_TYPES:
+        if isinstance(t, sa_class):
+            return name
+    return "VARCHAR"
+
+
+_SIMPLE_TYPES: tuple[tuple[type, str], ...] = (
+    (sa.Date, "DATE"),
+    (sa.Time, "TIME"),
+    (sa.Interval, "INTERVAL"),
+    (sa.JSON, "JSON"),
+    (sa.LargeBinary, "BLOB"),
+)
+
+
+def arrow_type(duckdb_name: str) -> pa.DataType:
+    """The Arrow type of a column of `duckdb_name` (as produced by `duckdb_type`)."""
+    if duckdb_name.startswith("DECIMAL("):
+        precision, scale = (int(x) for x in duckdb_name[8:-1].split(","))
+        return pa.decimal128(precision, scale)
+    return _ARROW_TYPES.get(duckdb_name, pa.string())
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+    "TIME": pa.time64("us"),
+    "INTERVAL": pa.duration("us"),
+    "BLOB": pa.binary(),
+}
+
+
+def to_arrow(values: list[Any], duckdb_name: str) -> pa.Array:
+    """Values read from the database as an Arrow array of the column's type.
+
+    The driver's own values are tried first; values stored loosely (SQLite keeps dates as
+    text, integers in a TEXT column, 0/1 for booleans) are converted one by one. A value that
+    cannot be converted raises `ValueError` naming it; it never becomes NULL.
+    """
+    target = arrow_type(duckdb_name)
+    try:
+        return pa.array(values, type=target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    convert = _converter(duckdb_name)
+    out = []
+    for value in values:
+        try:
+            out.append(None if value is None else convert(value))
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ValueError(f"value {value!r} is not a {duckdb_name}: {exc}") from None
+    return pa.array(out, type=target)
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, (float, decimal.Decimal)) and v != int(v):
+        raise ValueError("has a fraction")
+    return int(v)
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, str):
+        word = v.strip().lower()
+        if word in ("t", "true", "y", "yes", "1", "on"):
+            return True
+        if word in ("f", "false", "n", "no", "0", "off"):
+            return False
+        raise ValueError("not a boolean word")
+    if v in (0, 1):
+        return bool(v)
+    raise ValueError("not 0 or 1")
+
+
+def _to_timestamp(v: Any, aware: bool) -> dt.datetime:
+    if isinstance(v, str):
+        v = dt.datetime.fromisoformat(v.strip())
+    elif isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        v = dt.datetime(v.year, v.month, v.day)
+    if not isinstance(v, dt.datetime):
+        raise TypeError(type(v).__name__)
+    if aware:
+        return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v
+    return v if v.tzinfo is None else v.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _to_date(v: Any) -> dt.date:
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, str):
+        text = v.strip()
+        return dt.date.fromisoformat(text) if len(text) == 10 else _to_timestamp(text, False).date()
+    if not isinstance(v, dt.date):
+        raise TypeError(type(v).__name__)
+    return v
+
+
+def _to_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode("utf-8")
+    return str(v)
+
+
+def _to_decimal(scale: int) -> Callable[[Any], decimal.Decimal]:
+    quantum = decimal.Decimal(1).scaleb(-scale)
+    return lambda v: decimal.Decimal(str(v).strip()).quantize(quantum)
+
+
+def _converter(duckdb_name: str) -> Callable[[Any], Any]:
+    if duckdb_name.startswith("DECIMAL("):
+        return _to_decimal(int(duckdb_name[8:-1].split(",")[1]))
+    converters: dict[str, Callable[[Any], Any]] = {
+        "BOOLEAN": _to_bool,
+        "INTEGER": _to_int,
+        "BIGINT": _to_int,
+        "DOUBLE": float,
+        "TIMESTAMP": lambda v: _to_timestamp(v, False),
+        "TIMESTAMPTZ": lambda v: _to_timestamp(v, True),
+        "DATE": _to_date,
+        "TIME": lambda v: dt.time.fromisoformat(v) if isinstance(v, str) else v,
+        "BLOB": lambda v: v.encode() if isinstance(v, str) else bytes(v),
+    }
+    return converters.get(duckdb_name, _to_text)

@@ -1,0 +1,394 @@
+"""Writing Arrow batches into an app database table: the persist modes of SPEC 3.4.
+
+A write is one transaction on one connection:
+
+1. Claim the marker `(lineage, step)` in `_workflow_persist_markers` (insert, do nothing on
+   conflict). When it already exists the step was written before: nothing is written. A
+   concurrent writer of the same marker waits on the row lock and then sees it.
+2. Check the target before writing: the table, the source columns, the upsert key (it needs
+   a primary key, unique constraint or plain unique index on exactly those columns), the
+   match columns, and the NOT NULL columns without a default that the source lacks.
+3. Stage: the source rows go into a TEMP table with the target's column types but none of
+   its constraints, plus `_wf_row` (the 1-based source row number). On PostgreSQL with
+   psycopg 3 this is a text `COPY` per chunk of 10,000 rows; elsewhere `executemany`.
+4. Apply with one set-based statement from the staging table: `INSERT ... SELECT` for
+   append, the same with `ON CONFLICT (key) DO UPDATE` for upsert (the last source row of
+   each key wins), and for replaceAll a `DELETE ... WHERE (match) IN (SELECT ... FROM
+   staging)` first. A NULL match value matches nothing, as in SQL.
+5. Record the row count on the marker and commit.
+
+Row errors (a value the column type rejects, a NOT NULL / unique / check / foreign-key
+violation) are found without giving up the set-based path: each staging chunk and the
+apply statement run inside a SAVEPOINT, and a range that fails is halved until the bad
+rows stand alone, so k bad rows among n cost about 2k*log2(n) small statements and clean
+data runs at full speed. Under `fail` the first bad row is raised (with its row number) and
+the whole transaction rolls back; under `skip` it is counted, the first ten are reported,
+and every other row is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from resources.app_db_schema import AppDatabaseError, TableInfo, first_line, inspect_table
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["upsert", "replaceAll", "append"]
+OnRowError = Literal["fail", "skip"]
+
+MARKER_TABLE = "_workflow_persist_markers"
+STAGE_TABLE = "_wf_stage"
+ROW_COLUMN = "_wf_row"
+CHUNK_ROWS = 10_000
+MAX_REPORTED_ERRORS = 10
+
+ROW_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+
+_MARKERS = sa.Table(
+    MARKER_TABLE,
+    sa.MetaData(),
+    sa.Column("lineage", sa.Text, primary_key=True),
+    sa.Column("step", sa.Text, primary_key=True),
+    sa.Column("rows_written", sa.BigInteger, nullable=False),
+    sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class PersistRequest:
+    """What to write where. Batches carry the target's column names already."""
+
+    table: str
+    mode: Mode
+    upsert_key: list[str] | None = None
+    match_columns: list[str] | None = None
+    on_row_error: OnRowError = "fail"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("upsert", "replaceAll", "append"):
+            raise AppDatabaseError(f"unknown persist mode {self.mode!r}")
+        if self.on_row_error not in ("fail", "skip"):
+            raise AppDatabaseError(f"unknown onRowError {self.on_row_error!r}")
+        if self.mode == "upsert" and not self.upsert_key:
+            raise AppDatabaseError(f"persist to {self.table!r}: upsert needs an upsertKey")
+        if self.mode == "replaceAll" and not self.match_columns:
+            raise AppDatabaseError(f"persist to {self.table!r}: replaceAll needs matchColumns")
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    """The outcome of one persist call.
+
+    `already_done` means the marker existed: this call wrote nothing (`rows_written` 0).
+    """
+
+    rows_written: int
+    rows_skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    already_done: bool = False
+    duration_s: float = 0.0
+
+
+def persist_batches(
+    conn: Connection,
+    where: str,
+    request: PersistRequest,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    lineage: str,
+    step: str,
+) -> PersistResult:
+    """Write `batches` exactly once per `(lineage, step)`; `conn` must have no transaction."""
+    started = time.monotonic()
+    ensure_marker_table(conn)
+    try:
+        with conn.begin():
+            if not _claim_marker(conn, lineage, step):
+                log.info("persist %s/%s: already written, skipping", lineage, step)
+                return PersistResult(0, already_done=True, duration_s=_since(started))
+            info = inspect_table(conn, request.table, where)
+            first, batches = _peek(batches)
+            columns = first.schema.names if first is not None else []
+            check_target(info, request, columns)
+            writer = _Writer(conn, info, request, columns)
+            written = writer.write(batches) if first is not None else 0
+            _record_marker(conn, lineage, step, written)
+    except (sa.exc.DBAPIError, psycopg.Error) as exc:
+        raise AppDatabaseError(
+            f"persist to {request.table!r} in {where} failed, nothing was written: "
+            f"{first_line(exc)}"
+        ) from exc
+    errors = writer.errors
+    return PersistResult(written, errors.count, errors.messages, False, _since(started))
+
+
+def check_target(info: TableInfo, request: PersistRequest, columns: list[str]) -> None:
+    """Raise when the target cannot take these columns in this mode (before any write)."""
+    where = f"table {info.name!r} in {info.where}"
+    info.require_columns(columns, "source columns")
+    keys = [("upsertKey", request.upsert_key or []), ("matchColumns", request.match_columns or [])]
+    for role, names in keys:
+        info.require_columns(names, role)
+        missing = [n for n in names if columns and n not in columns]
+        if missing:
+            raise AppDatabaseError(
+                f"{role} column(s) {', '.join(missing)} of {where} are not among the source "
+                f"columns {', '.join(columns)}"
+            )
+    key = request.upsert_key
+    if request.mode == "upsert" and key and not info.has_unique_key(key):
+        present = "; ".join("(" + ", ".join(sorted(k)) + ")" for k in info.unique_keys)
+        raise AppDatabaseError(
+            f"upsertKey ({', '.join(key)}) of {where} has no primary key or unique "
+            f"constraint on exactly these columns (unique keys there: {present or 'none'})"
+        )
+    required = [c.name for c in info.columns.values() if not c.nullable and not c.has_default]
+    unmapped = [name for name in required if columns and name not in columns]
+    if unmapped:
+        raise AppDatabaseError(
+            f"{where}: NOT NULL column(s) without a default are not written: {', '.join(unmapped)}"
+        )
+
+
+def ensure_marker_table(conn: Connection) -> None:
+    """Create the bookkeeping table once (its own transaction; a concurrent create is fine)."""
+    try:
+        with conn.begin():
+            _MARKERS.create(conn, checkfirst=True)
+    except sa.exc.DBAPIError:
+        exists = sa.inspect(conn).has_table(MARKER_TABLE)
+        conn.rollback()
+        if not exists:
+            raise
+
+
+def _claim_marker(conn: Connection, lineage: str, step: str) -> bool:
+    result = conn.execute(
+        sa.text(
+            f"INSERT INTO {_q(conn, MARKER_TABLE)} (lineage, step, rows_written, committed_at)"
+            " VALUES (:lineage, :step, 0, CURRENT_TIMESTAMP)"
+            " ON CONFLICT (lineage, step) DO NOTHING"
+        ),
+        {"lineage": lineage, "step": step},
+    )
+    return result.rowcount == 1
+
+
+def _record_marker(conn: Connection, lineage: str, step: str, rows: int) -> None:
+    conn.execute(
+        sa.text(
+            f"UPDATE {_q(conn, MARKER_TABLE)} SET rows_written = :rows,"
+            " committed_at = CURRENT_TIMESTAMP WHERE lineage = :lineage AND step = :step"
+        ),
+        {"rows": rows, "lineage": lineage, "step": step},
+    )
+
+
+class _RowErrors:
+    """Collects skipped rows, or under `fail` raises on the first one."""
+
+    def __init__(self, skip: bool, table: str) -> None:
+        self.skip = skip
+        self.table = table
+        self.count = 0
+        self.messages: list[str] = []
+
+    def add(self, row: int, exc: BaseException) -> None:
+        message = f"row {row}: {first_line(exc)}"
+        if not self.skip:
+            raise AppDatabaseError(
+                f"persist to {self.table!r} failed at source {message}; nothing was written "
+                "(onRowError is fail)"
+            ) from exc
+        self.count += 1
+        if len(self.messages) < MAX_REPORTED_ERRORS:
+            self.messages.append(message)
+
+
+class _Writer:
+    """Stages the source rows and applies them to the target in the request's mode."""
+
+    def __init__(
+        self, conn: Connection, info: TableInfo, request: PersistRequest, columns: list[str]
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.columns = columns
+        self.errors = _RowErrors(request.on_row_error == "skip", info.name)
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+        self.target = _q(conn, info.name)
+        self.stage = _q(conn, STAGE_TABLE)
+        self.row = _q(conn, ROW_COLUMN)
+        self.cols = ", ".join(_q(conn, c) for c in columns)
+        self.staged = 0
+        self.indexed = False
+
+    def write(self, batches: Iterable[pa.RecordBatch]) -> int:
+        self._create_stage()
+        for batch in batches:
+            if batch.schema.names != self.columns:
+                raise AppDatabaseError(
+                    f"persist to {self.request.table!r}: batch columns {batch.schema.names} "
+                    f"differ from the first batch's {self.columns}"
+                )
+            for offset in range(0, batch.num_rows, CHUNK_ROWS):
+                self._stage_chunk(batch.slice(offset, CHUNK_ROWS))
+        log.debug(
+            "staged %d rows for %s via %s",
+            self.staged,
+            self.request.table,
+            "COPY" if self.copy else "executemany",
+        )
+        if self.copy:
+            self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
+        if self.request.mode == "replaceAll":
+            self._delete_matches()
+        written = self._bisect(1, self.staged, self._insert_range) if self.staged else 0
+        if self.sqlite:  # PostgreSQL drops it at commit
+            self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
+        return written
+
+    def _create_stage(self) -> None:
+        on_commit = "" if self.sqlite else " ON COMMIT DROP"
+        self.conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {self.stage}{on_commit} AS SELECT {self.cols}, "
+            f"CAST(NULL AS BIGINT) AS {self.row} FROM {self.target} LIMIT 0"
+        )
+
+    def _stage_chunk(self, chunk: pa.RecordBatch) -> None:
+        first = self.staged + 1
+        values = [_python_values(chunk.column(i), self.sqlite) for i in range(chunk.num_columns)]
+        rows = list(zip(*values, range(first, first + chunk.num_rows), strict=True))
+        self.staged += chunk.num_rows
+
+        def load(lo: int, hi: int) -> int:
+            return self._load(rows[lo - first : hi - first + 1])
+
+        self._bisect(first, self.staged, load)
+
+    def _load(self, rows: list[tuple[Any, ...]]) -> int:
+        if self.copy:
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            style = self.conn.dialect.paramstyle
+            mark = "?" if style == "qmark" else "%s"
+            marks = ", ".join([mark] * (len(self.columns) + 1))
+            sql = f"INSERT INTO {self.stage} ({self.cols}, {self.row}) VALUES ({marks})"
+            self.conn.exec_driver_sql(sql if mark == "?" else sql.replace("%", "%%"), rows)
+        return len(rows)
+
+    def _delete_matches(self) -> None:
+        names = self.request.match_columns or []
+        match = ", ".join(_q(self.conn, c) for c in names)
+        left = f"({match})" if len(names) > 1 else match
+        deleted = self.conn.exec_driver_sql(
+            f"DELETE FROM {self.target} WHERE {left} IN (SELECT {match} FROM {self.stage})"
+        ).rowcount
+        log.debug("replaceAll %s: deleted %d matching rows", self.request.table, deleted)
+
+    def _insert_range(self, lo: int, hi: int) -> int:
+        where = f"{self.row} BETWEEN :lo AND :hi"
+        conflict = ""
+        if self.request.mode == "upsert":
+            key = ", ".join(_q(self.conn, c) for c in self.request.upsert_key or [])
+            where += f" AND {self.row} IN (SELECT max({self.row}) FROM {self.stage} GROUP BY {key})"
+            conflict = f" ON CONFLICT ({key}) {self._on_conflict_action()}"
+        sql = (
+            f"INSERT INTO {self.target} ({self.cols}) SELECT {self.cols} FROM {self.stage}"
+            f" WHERE {where} ORDER BY {self.row}{conflict}"
+        )
+        return self.conn.execute(sa.text(sql), {"lo": lo, "hi": hi}).rowcount
+
+    def _on_conflict_action(self) -> str:
+        key = set(self.request.upsert_key or [])
+        updates = [
+            f"{_q(self.conn, c)} = excluded.{_q(self.conn, c)}"
+            for c in self.columns
+            if c not in key
+        ]
+        return "DO UPDATE SET " + ", ".join(updates) if updates else "DO NOTHING"
+
+    def _bisect(self, lo: int, hi: int, attempt: Callable[[int, int], int]) -> int:
+        """Run rows lo..hi in a savepoint; on a row error halve the range (see module doc)."""
+        try:
+            with self.conn.begin_nested():
+                return attempt(lo, hi)
+        except ROW_ERRORS as exc:
+            if lo == hi:
+                self.errors.add(lo, exc)
+                return 0
+        if not self.indexed:  # ranges of the staging table are selected from now on
+            index = _q(self.conn, f"{STAGE_TABLE}_row")
+            self.conn.exec_driver_sql(f"CREATE INDEX {index} ON {self.stage} ({self.row})")
+            self.indexed = True
+        mid = (lo + hi) // 2
+        return self._bisect(lo, mid, attempt) + self._bisect(mid + 1, hi, attempt)
+
+
+def _python_values(array: pa.Array, sqlite: bool) -> list[Any]:
+    """An Arrow column as values the driver takes (nested values become JSON text)."""
+    kind = array.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        array = array.cast(pa.timestamp("us", kind.tz), safe=False)
+    values = array.to_pylist()
+    convert = _converter(kind, sqlite)
+    if convert is None:
+        return values
+    return [None if v is None else convert(v) for v in values]
+
+
+def _converter(kind: pa.DataType, sqlite: bool) -> Callable[[Any], Any] | None:
+    if pa.types.is_nested(kind):
+        return lambda v: json.dumps(v, default=str)
+    if not sqlite:
+        return None
+    if pa.types.is_timestamp(kind):
+        return lambda v: v.isoformat(sep=" ")
+    if pa.types.is_decimal(kind) or pa.types.is_duration(kind):
+        return str
+    if pa.types.is_date(kind) or pa.types.is_time(kind):
+        return _isoformat
+    return None
+
+
+def _isoformat(value: dt.date | dt.time) -> str:
+    return value.isoformat()
+
+
+def _peek(
+    batches: Iterable[pa.RecordBatch],
+) -> tuple[pa.RecordBatch | None, Iterator[pa.RecordBatch]]:
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        return None, iterator
+    return first, itertools.chain([first], iterator)
+
+
+def _q(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
