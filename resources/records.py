@@ -25,6 +25,7 @@ __all__ = [
     "MISSING",
     "DataPathError",
     "RecordShaper",
+    "generate_value",
     "get_path",
     "new_cuid",
     "records_at",
@@ -176,6 +177,17 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "now": _utc_now,
 }
 
+
+def generate_value(kind: str) -> str:
+    """A new value of a fieldMapping generator: `cuid`, `uuid` or `now`."""
+    try:
+        return GENERATORS[kind]()
+    except KeyError:
+        raise ValueError(
+            f"unknown generator {kind!r}; expected one of {sorted(GENERATORS)}"
+        ) from None
+
+
 Getter = Callable[[Mapping[str, Any], Mapping[str, Any] | None], Any]
 
 
@@ -210,8 +222,32 @@ def shape_record(
     field_mapping: Mapping[str, MappingValue] | None = None,
     item: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One row from one record; for many records build a `RecordShaper` once instead."""
-    return RecordShaper(columns, field_mapping).shape(record, item)
+    """One row from one record (see `RecordShaper`).
+
+    Called once per record, so the compiled shaper is reused while the same `columns` and
+    `field_mapping` objects come back; they must not be mutated in between.
+    """
+    return _shaper_for(columns, field_mapping).shape(record, item)
+
+
+_SHAPERS: dict[tuple[int, int], tuple[object, object, RecordShaper]] = {}
+_MAX_SHAPERS = 64
+
+
+def _shaper_for(
+    columns: list[str], field_mapping: Mapping[str, MappingValue] | None
+) -> RecordShaper:
+    # Keyed by identity: hashing the mapping per record would cost as much as compiling.
+    # The entry holds both objects, so their ids cannot be reused while it exists.
+    key = (id(columns), id(field_mapping))
+    cached = _SHAPERS.get(key)
+    if cached is not None and cached[0] is columns and cached[1] is field_mapping:
+        return cached[2]
+    shaper = RecordShaper(columns, field_mapping)
+    if len(_SHAPERS) >= _MAX_SHAPERS:
+        _SHAPERS.pop(next(iter(_SHAPERS)))
+    _SHAPERS[key] = (columns, field_mapping, shaper)
+    return shaper
 
 
 def _compile(column: str, spec: MappingValue) -> Getter:

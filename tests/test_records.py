@@ -13,6 +13,7 @@ from resources.records import (
     MISSING,
     DataPathError,
     RecordShaper,
+    generate_value,
     get_path,
     new_cuid,
     records_at,
@@ -172,3 +173,19 @@ def test_bad_mapping_values_are_rejected_when_the_shaper_is_built(
         RecordShaper(["col"], {"col": spec})  # type: ignore[dict-item]
     assert "fieldMapping 'col'" in str(info.value)
     assert fragment in str(info.value)
+
+
+def test_generate_value() -> None:
+    assert len(generate_value("cuid")) == 24
+    assert uuid.UUID(generate_value("uuid"))
+    assert generate_value("now").endswith("Z")
+    with pytest.raises(ValueError, match="unknown generator 'ulid'"):
+        generate_value("ulid")
+
+
+def test_shape_record_reuses_the_shaper_for_the_same_mapping_objects() -> None:
+    columns, mapping = ["a"], {"a": "x.y"}
+    assert shape_record({"x": {"y": 1}}, columns, mapping) == {"a": 1}
+    assert shape_record({"x": {"y": 2}}, columns, mapping) == {"a": 2}
+    assert shape_record({"x": {"y": 2}, "z": 3}, columns, {"a": "z"}) == {"a": 3}
+    assert shape_record({"a": 4}, ["a"], None) == {"a": 4}
