@@ -1,0 +1,212 @@
+"""The HTTP client of one catalog service (SPEC 3.1, 5.1, 5.2, 5.5, 9).
+
+`ServiceResource` is the Dagster resource; it knows nothing of workflow files. Its two
+entry points share one page loop (`resources.service_http.PageLoop`, free of I/O):
+`iter_pages` runs one call synchronously and streams its pages; `for_each` runs a call
+per item with bounded concurrency on an asyncio loop of its own
+(`resources.service_foreach`). This module holds the public request model.
+
+Secrets: the resource's config holds only the *names* of environment variables; the
+values are read when a call starts, registered with `resources.secrets`, and every
+message leaving the client is passed through `redact`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.paginators import Paginator
+from resources.rate_limit import RateLimiter
+from resources.secrets import redact
+
+
+class ServiceCallError(Exception):
+    """A service call failed; the message is already free of secrets."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(redact(message))
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the service catalog."""
+
+    name: str
+    method: str
+    path: str
+    mutation: bool = False
+
+
+@dataclass
+class CallRequest:
+    """One call of an operation, possibly over many pages.
+
+    `params` fill the `{placeholders}` of the path first; the rest go to the query string
+    (GET, DELETE) or the JSON body (POST, PUT, PATCH). `user` switches the credentials to
+    that user's token (runAsUser).
+    """
+
+    operation: Operation
+    params: dict[str, Any] = field(default_factory=dict)
+    data_path: str | None = None
+    paginator: Paginator | None = None
+    max_retries: int = 3
+    retry_delay_ms: int = 1000
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """The records of one response, in order."""
+
+    number: int
+    records: list[dict[str, Any]]
+    url_redacted: str
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What one forEach item produced: its records, or the error that ended it."""
+
+    item: dict[str, Any]
+    records: list[dict[str, Any]] | None
+    error: str | None
+    pages: int
+    key: Any = None
+
+
+@dataclass
+class CallStats:
+    """Counters of a call or a forEach, readable while it runs and after.
+
+    `on_progress(stats)` is called in the caller's thread at most every
+    `progress_interval_s` seconds while the work goes on.
+    """
+
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    records: int = 0
+    items: int = 0
+    failed_items: int = 0
+    duration_s: float = 0.0
+    on_progress: Callable[[CallStats], None] | None = field(default=None, repr=False)
+    progress_interval_s: float = 5.0
+    _started: float = field(default=0.0, repr=False)
+    _reported: float = field(default=0.0, repr=False)
+
+    def start(self) -> None:
+        self._started = self._reported = time.monotonic()
+
+    def tick(self) -> None:
+        """Refresh `duration_s` and report progress when it is due."""
+        now = time.monotonic()
+        self.duration_s = now - self._started
+        if self.on_progress is not None and now - self._reported >= self.progress_interval_s:
+            self._reported = now
+            self.on_progress(self)
+
+
+class ServiceResource(ConfigurableResource):
+    """An HTTP service of the catalog: base URL, auth, timeout and rate limit.
+
+    Auth fields hold environment variable *names*; no secret value is ever part of the
+    resource's config, so none shows in the Dagster UI.
+    """
+
+    service_name: str = Field(description="The catalog name of the service.")
+    base_url: str = Field(
+        description="Base URL; the variable SERVICE_<NAME>_BASE_URL overrides it at run time."
+    )
+    timeout_seconds: float = Field(default=30, description="Timeout of one HTTP request.")
+    auth_type: str = Field(default="none", description="none | bearer | header | basic")
+    token_env: str | None = Field(default=None, description="Variable with the bearer token.")
+    header_name: str | None = Field(default=None, description="Header name (auth `header`).")
+    value_env: str | None = Field(default=None, description="Variable with the header value.")
+    username_env: str | None = Field(default=None, description="Variable with the user name.")
+    password_env: str | None = Field(default=None, description="Variable with the password.")
+    user_tokens_env: str | None = Field(
+        default=None, description="Variable with a JSON object user id -> token (runAsUser)."
+    )
+    requests_per_second: float | None = Field(default=None, description="Rate limit.")
+    requests_per_minute: float | None = Field(default=None, description="Rate limit.")
+
+    def resolved_base_url(self) -> str:
+        """The base URL in force: `SERVICE_<NAME>_BASE_URL` when set, else `base_url`."""
+        return (os.environ.get(base_url_variable(self.service_name)) or self.base_url).rstrip("/")
+
+    def iter_pages(self, request: CallRequest, *, stats: CallStats | None = None) -> Iterator[Page]:
+        """Run one call, yielding each page as it arrives (nothing is accumulated).
+
+        Raises:
+            ServiceCallError: a non-retryable status, retries exhausted, bad JSON, no
+                value at `data_path`, or a pagination error (loop, maxPages, origin).
+        """
+        from resources.service_http import PageLoop, Session, send_blocking  # import cycle
+
+        stats = stats if stats is not None else CallStats()
+        session = Session.open(self)
+        stats.start()
+        with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
+            loop = PageLoop(session, request, item_label=None)
+            while loop.pending is not None:
+                response = send_blocking(client, loop, stats)
+                page = loop.handle(response)
+                stats.pages += 1
+                stats.records += len(page.records)
+                stats.tick()
+                yield page
+
+    def for_each(
+        self,
+        items: Iterable[dict[str, Any]],
+        build_request: Callable[[dict[str, Any]], CallRequest],
+        *,
+        parallel: int = 1,
+        on_item_error: Literal["fail", "skip"] = "fail",
+        item_key: str | None = None,
+        rate_limit_per_second: float | None = None,
+        stats: CallStats | None = None,
+    ) -> Iterator[ItemOutcome]:
+        """Call once per item, at most `parallel` calls in flight; outcomes in completion order.
+
+        `items` is consumed lazily (on the worker thread of the forEach loop), and at most
+        about `2 * parallel` finished outcomes wait for the caller, so memory stays flat.
+        With `on_item_error="fail"` the first failed item cancels the work in flight and
+        raises `ServiceCallError`; with `"skip"` its outcome carries the error.
+
+        Args:
+            rate_limit_per_second: a limit of this forEach on top of the service's own.
+        """
+        from resources.service_foreach import ForEachRun  # import cycle
+        from resources.service_http import Session
+
+        if not 1 <= parallel <= 50:
+            raise ValueError(f"parallel must be between 1 and 50, got {parallel}")
+        if on_item_error not in ("fail", "skip"):
+            raise ValueError(f"on_item_error must be 'fail' or 'skip', got {on_item_error!r}")
+        step_limiter = RateLimiter(rate_limit_per_second) if rate_limit_per_second else None
+        run = ForEachRun(
+            session=Session.open(self, extra_limiter=step_limiter),
+            build_request=build_request,
+            parallel=parallel,
+            fail_fast=on_item_error == "fail",
+            item_key=item_key,
+            stats=stats if stats is not None else CallStats(),
+        )
+        return run.outcomes(items)
+
+
+def base_url_variable(service_name: str) -> str:
+    """`SERVICE_<NAME>_BASE_URL`, NAME upper-cased with non-alphanumerics as `_`."""
+    return f"SERVICE_{re.sub(r'[^A-Za-z0-9]', '_', service_name).upper()}_BASE_URL"

@@ -1,0 +1,209 @@
+"""forEach (SPEC 5.2): one call per item, at most `parallel` in flight.
+
+Internal to `resources.service` (`ServiceResource.for_each`). The caller is a plain
+synchronous op, so the asyncio loop runs in a thread of its own and hands finished items
+to the caller through a queue: the caller consumes lazily, and closing the generator
+(or the first failure with `fail_fast`) cancels the work in flight before control
+returns. Memory stays flat: a worker takes a credit before it pulls an item, and the
+caller hands one back for each outcome it takes, so at most `2 * parallel` items are in
+flight or waiting at any time, however long the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+
+from resources.secrets import redact
+from resources.service import CallRequest, CallStats, ItemOutcome, ServiceCallError
+from resources.service_http import PageLoop, Session
+
+_DONE = object()
+_POLL_S = 0.25  # how often the caller wakes to report progress while nothing finishes
+
+
+class _FailFast(Exception):
+    """Raised by a worker whose item failed under `fail_fast`: stops the task group."""
+
+
+class ForEachRun:
+    """One forEach: the worker tasks, the hand-over queue and the cancellation."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        build_request: Callable[[dict[str, Any]], CallRequest],
+        parallel: int,
+        fail_fast: bool,
+        item_key: str | None,
+        stats: CallStats,
+    ) -> None:
+        self.session = session
+        self.build_request = build_request
+        self.parallel = parallel
+        self.fail_fast = fail_fast
+        self.item_key = item_key
+        self.stats = stats
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._credits: asyncio.Semaphore | None = None
+
+    def outcomes(self, items: Iterable[dict[str, Any]]) -> Iterator[ItemOutcome]:
+        """The outcomes in completion order; the thread starts at the first `next()`.
+
+        `items` is iterated on the loop's thread, one item whenever a worker is free.
+        """
+        thread = threading.Thread(
+            target=self._thread_main,
+            args=(enumerate(items),),
+            name=f"forEach-{self.session.service}",
+            daemon=True,
+        )
+        self.stats.start()
+        thread.start()
+        try:
+            yield from self._drain()
+        finally:
+            self._stop()
+            thread.join()
+            self.stats.tick()
+
+    def _drain(self) -> Iterator[ItemOutcome]:
+        while True:
+            try:
+                message = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                self.stats.tick()
+                continue
+            if message is _DONE:
+                return
+            if isinstance(message, BaseException):
+                raise message
+            assert isinstance(message, ItemOutcome)
+            self._give_credit()
+            self.stats.tick()
+            if message.error is not None and self.fail_fast:
+                raise ServiceCallError(message.error)
+            yield message
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has finished already
+                loop.call_soon_threadsafe(task.cancel)
+
+    def _give_credit(self) -> None:
+        loop, credits = self._loop, self._credits
+        if loop is not None and credits is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(credits.release)
+
+    def _thread_main(self, items: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        try:
+            asyncio.run(self._main(items))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            self._queue.put(_single(exc))
+        finally:
+            self._queue.put(_DONE)
+
+    async def _main(self, items: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+        self._credits = asyncio.Semaphore(2 * self.parallel)
+        limits = httpx.Limits(
+            max_connections=self.parallel, max_keepalive_connections=self.parallel
+        )
+        async with httpx.AsyncClient(
+            timeout=self.session.timeout_s, limits=limits, follow_redirects=False
+        ) as client:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(self.parallel):
+                        group.create_task(self._worker(client, items))
+            except* _FailFast:
+                pass  # the failed outcome is queued already; the caller raises it
+
+    async def _worker(
+        self, client: httpx.AsyncClient, items: Iterator[tuple[int, dict[str, Any]]]
+    ) -> None:
+        assert self._credits is not None
+        while True:
+            await self._credits.acquire()
+            entry = next(items, None)
+            if entry is None:
+                self._credits.release()
+                return
+            outcome = await self._run_item(client, *entry)
+            self._queue.put(outcome)
+            if outcome.error is not None and self.fail_fast:
+                raise _FailFast
+
+    async def _run_item(
+        self, client: httpx.AsyncClient, index: int, item: dict[str, Any]
+    ) -> ItemOutcome:
+        key = item.get(self.item_key) if self.item_key else index
+        label = f"item {self.item_key}={key!r}" if self.item_key else f"item #{index}"
+        records: list[dict[str, Any]] = []
+        pages = 0
+        try:
+            loop = PageLoop(self.session, self.build_request(item), item_label=label)
+            while loop.pending is not None:
+                page = loop.handle(await send_async(client, loop, self.stats))
+                records.extend(page.records)
+                pages += 1
+                self.stats.pages += 1
+                self.stats.records += len(page.records)
+        except Exception as exc:  # this item's failure only; the others go on
+            text = str(exc) if isinstance(exc, ServiceCallError) else f"{type(exc).__name__}: {exc}"
+            self.stats.failed_items += 1
+            error = text if label in text else f"{label}: {text}"
+            return ItemOutcome(item, None, redact(error), pages, key)
+        self.stats.items += 1
+        return ItemOutcome(item, records, None, pages, key)
+
+
+async def send_async(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> httpx.Response:
+    """Send `loop.pending` with the rate limits and retries (the async `send_blocking`)."""
+    prepared = loop.pending
+    assert prepared is not None
+    for attempt in itertools.count(1):
+        for limiter in loop.session.limiters:
+            await limiter.acquire_async()
+        stats.requests += 1
+        outcome: httpx.Response | Exception
+        try:
+            outcome = await client.request(
+                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            outcome = exc
+        delay = loop.check(outcome, attempt)
+        if delay is None:
+            assert isinstance(outcome, httpx.Response)
+            return outcome
+        stats.retries += 1
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

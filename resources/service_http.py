@@ -1,0 +1,351 @@
+"""The page loop of a service call, free of I/O, and its blocking driver.
+
+Internal to `resources.service`: `PageLoop` builds each request, judges each attempt's
+outcome (use it, retry after a delay, fail) and turns a response into a `Page` plus the
+next request. `send_blocking` here and `send_async` in `resources.service_foreach` are
+the only code that touches the network, so both drivers share every rule of SPEC 5.1
+and 5.5 and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from resources.paginators import NextPage, PaginationError, ensure_same_origin
+from resources.rate_limit import RateLimiter, service_limiter
+from resources.records import DataPathError, records_at
+from resources.secrets import install_log_redaction, redact_url, register_secret
+from resources.service import CallRequest, CallStats, Page, ServiceCallError
+
+if TYPE_CHECKING:
+    from resources.service import ServiceResource
+
+log = logging.getLogger("resources.service")
+# httpx logs each request line with its full URL; mask it like our own messages.
+install_log_redaction("httpx", "httpcore", "resources.service")
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 120.0
+BODY_EXCERPT_CHARS = 300
+AUTH_TYPES = ("none", "bearer", "header", "basic")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Session:
+    """What every request of one `iter_pages` / `for_each` shares, read once at its start."""
+
+    service: str
+    base_url: str
+    timeout_s: float
+    limiters: tuple[RateLimiter, ...]
+    auth: Auth
+
+    @classmethod
+    def open(cls, resource: ServiceResource, extra_limiter: RateLimiter | None = None) -> Session:
+        shared = service_limiter(
+            resource.service_name,
+            per_second=resource.requests_per_second,
+            per_minute=resource.requests_per_minute,
+        )
+        return cls(
+            service=resource.service_name,
+            base_url=resource.resolved_base_url(),
+            timeout_s=resource.timeout_seconds,
+            limiters=tuple(lim for lim in (extra_limiter, shared) if lim is not None),
+            auth=Auth(resource),
+        )
+
+
+class Auth:
+    """Request headers carrying the credentials, read from the environment on first use."""
+
+    def __init__(self, resource: ServiceResource) -> None:
+        if resource.auth_type not in AUTH_TYPES:
+            raise ServiceCallError(
+                f"service {resource.service_name!r}: unknown auth type "
+                f"{resource.auth_type!r}; expected one of {', '.join(AUTH_TYPES)}"
+            )
+        self._resource = resource
+        self._service_headers: dict[str, str] | None = None
+        self._user_tokens: dict[str, str] | None = None
+
+    def headers(self, user: str | None) -> dict[str, str]:
+        if user is not None:
+            return {"Authorization": f"Bearer {self._user_token(user)}"}
+        if self._service_headers is None:
+            self._service_headers = self._load_service_headers()
+        return self._service_headers
+
+    def _load_service_headers(self) -> dict[str, str]:
+        r = self._resource
+        if r.auth_type == "bearer":
+            return {"Authorization": f"Bearer {self._env(r.token_env, 'tokenEnv')}"}
+        if r.auth_type == "header":
+            if not r.header_name:
+                raise ServiceCallError(f"service {r.service_name!r}: auth `header` needs a name")
+            return {r.header_name: self._env(r.value_env, "valueEnv")}
+        if r.auth_type == "basic":
+            user = self._env(r.username_env, "usernameEnv")
+            # An empty password is real: some APIs take the key as user name alone.
+            password = self._env(r.password_env, "passwordEnv", allow_empty=True)
+            header = httpx.BasicAuth(user, password)._auth_header
+            register_secret(header)
+            register_secret(header.split(" ", 1)[1])
+            return {"Authorization": header}
+        return {}
+
+    def _user_token(self, user: str) -> str:
+        if self._user_tokens is None:
+            raw = self._env(self._resource.user_tokens_env, "userTokensEnv")
+            try:
+                tokens = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                tokens = None
+            if not isinstance(tokens, dict):
+                raise ServiceCallError(
+                    f"service {self._resource.service_name!r}: variable "
+                    f"{self._resource.user_tokens_env} must hold a JSON object user id -> token"
+                )
+            self._user_tokens = {str(k): str(v) for k, v in tokens.items()}
+            for value in self._user_tokens.values():
+                register_secret(value)
+        token = self._user_tokens.get(str(user))
+        if not token:
+            raise ServiceCallError(f"no token for user {user}")
+        return token
+
+    def _env(self, variable: str | None, what: str, *, allow_empty: bool = False) -> str:
+        service = self._resource.service_name
+        if not variable:
+            raise ServiceCallError(f"service {service!r}: auth needs `{what}`")
+        value = os.environ.get(variable)
+        if value is None or (not value and not allow_empty):
+            raise ServiceCallError(f"service {service!r}: environment variable {variable} is unset")
+        register_secret(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Prepared:
+    method: str
+    url: httpx.URL
+    body: bytes | None
+    headers: Mapping[str, str]
+
+
+class PageLoop:
+    """The page loop of one call without its I/O.
+
+    `pending` is the next request to send (None once done); `check` judges an attempt's
+    outcome (use it, retry after a delay, or fail); `handle` turns a usable response into
+    a `Page` and works out the following request.
+    """
+
+    def __init__(self, session: Session, request: CallRequest, item_label: str | None) -> None:
+        self.session = session
+        self.request = request
+        self.item_label = item_label
+        self.page_number = 1
+        self.paginator = request.paginator.fresh() if request.paginator else None
+        self._headers = {"Accept": "application/json", **session.auth.headers(request.user)}
+        first = self.paginator.first_request_params() if self.paginator else {}
+        self._params: dict[str, Any] = {**request.params, **first}
+        self.pending: Prepared | None = self._build(self._params)
+
+    def where(self) -> str:
+        item = f", {self.item_label}" if self.item_label else ""
+        return f"page {self.page_number}{item}"
+
+    def error(self, detail: str, url: object = None, status: int | None = None) -> ServiceCallError:
+        """An error naming service, operation, status, URL (masked), page and item."""
+        op = self.request.operation
+        target = url if url is not None else (self.pending.url if self.pending else "")
+        status_text = f"HTTP {status} " if status is not None else ""
+        return ServiceCallError(
+            f"service {self.session.service!r} operation {op.name!r}: {status_text}"
+            f"{op.method} {redact_url(target)} ({self.where()}): {detail}",
+            status=status,
+        )
+
+    def check(self, outcome: httpx.Response | Exception, attempt: int) -> float | None:
+        """None: `outcome` is a response to use. A number: retry after that many seconds.
+
+        Raises:
+            ServiceCallError: the failure is final (not retryable, or retries exhausted).
+        """
+        retry_after: float | None = None
+        if isinstance(outcome, httpx.Response):
+            status: int | None = outcome.status_code
+            if outcome.status_code < 300:
+                return None
+            retryable = outcome.status_code in RETRYABLE_STATUSES
+            retry_after = retry_after_seconds(outcome.headers.get("retry-after"))
+            detail = _failure_detail(outcome)
+        else:
+            status = None
+            retryable = isinstance(outcome, httpx.TransportError) and not isinstance(
+                outcome, httpx.UnsupportedProtocol
+            )
+            detail = f"{type(outcome).__name__}: {outcome}".rstrip(": ")
+        if not retryable or attempt > self.request.max_retries:
+            tried = f" (after {attempt - 1} retries)" if retryable else ""
+            raise self.error(detail + tried, status=status)
+        delay = self.request.retry_delay_ms / 1000.0 * 2 ** (attempt - 1)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+        log.warning("%s; retry %d/%d in %.2f s", self.error(detail, status=status), attempt,
+                    self.request.max_retries, delay)  # fmt: skip
+        return delay
+
+    def handle(self, response: httpx.Response) -> Page:
+        """The page in a successful response; sets `pending` to the following request."""
+        current = self.pending
+        assert current is not None
+        body = self._decode(response)
+        records = self._records(body, response)
+        page = Page(self.page_number, records, redact_url(current.url))
+        self.pending = self._following(body, response, len(records), current)
+        self.page_number += 1
+        return page
+
+    def _decode(self, response: httpx.Response) -> Any:
+        if not response.content.strip():
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            kind = response.headers.get("content-type", "no content type")
+            raise self.error(
+                f"the response is not valid JSON ({exc}; {kind}): {_excerpt(response)}",
+                status=response.status_code,
+            ) from None
+
+    def _records(self, body: Any, response: httpx.Response) -> list[dict[str, Any]]:
+        try:
+            return records_at(body, self.request.data_path)
+        except DataPathError as exc:
+            raise self.error(str(exc), status=response.status_code) from None
+
+    def _following(
+        self, body: Any, response: httpx.Response, count: int, current: Prepared
+    ) -> Prepared | None:
+        if self.paginator is None:
+            return None
+        try:
+            following = self.paginator.next_request(
+                body, response.headers, count, current_url=str(current.url)
+            )
+            if following is not None and following.url is not None:
+                ensure_same_origin(following.url, self.session.base_url)
+        except PaginationError as exc:
+            raise self.error(str(exc), url=current.url) from None
+        return self._next_prepared(following, current)
+
+    def _next_prepared(self, following: NextPage | None, current: Prepared) -> Prepared | None:
+        if following is None:
+            return None
+        if following.url is not None:
+            return Prepared(current.method, httpx.URL(following.url), current.body, self._headers)
+        self._params = {**self._params, **(following.params or {})}
+        return self._build(self._params)
+
+    def _build(self, params: Mapping[str, Any]) -> Prepared:
+        op = self.request.operation
+        rest = dict(params)
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in rest:
+                raise self.error(f"the path needs the parameter `{name}`", url=op.path)
+            return quote(str(rest.pop(name)), safe="")
+
+        path = _PLACEHOLDER_RE.sub(fill, op.path)
+        url = httpx.URL(f"{self.session.base_url}/{path.lstrip('/')}")
+        method = op.method.upper()
+        if method in _BODY_METHODS:
+            body = orjson.dumps(rest) if rest else None
+            headers = {**self._headers, "Content-Type": "application/json"} if body else None
+            return Prepared(method, url, body, headers or self._headers)
+        return Prepared(method, url.copy_merge_params(_query(rest)), None, self._headers)
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters: None dropped, objects as JSON text, lists repeated."""
+    query: dict[str, Any] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+        ):
+            value = orjson.dumps(value).decode()
+        query[name] = value
+    return query
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:BODY_EXCERPT_CHARS] + ("..." if len(text) > BODY_EXCERPT_CHARS else "")
+
+
+def _failure_detail(response: httpx.Response) -> str:
+    if 300 <= response.status_code < 400:
+        location = redact_url(response.headers.get("location", "(none)"))
+        return f"unexpected redirect to {location} (redirects are not followed)"
+    return _excerpt(response) or "(empty body)"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` header (seconds, or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def send_blocking(client: httpx.Client, loop: PageLoop, stats: CallStats) -> httpx.Response:
+    """Send `loop.pending`, with the rate limit and the retries of SPEC 5.5."""
+    prepared = loop.pending
+    assert prepared is not None
+    for attempt in itertools.count(1):
+        for limiter in loop.session.limiters:
+            limiter.acquire()
+        stats.requests += 1
+        outcome: httpx.Response | Exception
+        try:
+            outcome = client.request(
+                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            outcome = exc
+        delay = loop.check(outcome, attempt)
+        if delay is None:
+            assert isinstance(outcome, httpx.Response)
+            return outcome
+        stats.retries += 1
+        time.sleep(delay)
+    raise AssertionError("unreachable")
