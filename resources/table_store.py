@@ -296,6 +296,10 @@ def _lossless_arrow_cast(source: pa.DataType, target: pa.DataType) -> bool:
         return True  # overflow fails under safe=True; bool is not an Arrow integer
     if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
         return source.unit == target.unit and (source.tz is None) == (target.tz is None)
+    if pa.types.is_decimal(source) and pa.types.is_decimal(target):
+        return True  # a lost digit or an overflow fails under safe=True
+    if source == pa.float32() and target == pa.float64():
+        return True
     return pa.types.is_string(source) and pa.types.is_string(target)
 
 
