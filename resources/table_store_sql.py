@@ -37,11 +37,10 @@ def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, paths: list[str], temp_dir: str | None) -> None:
-    if temp_dir is not None:
-        # The spill folder is the one directory DuckDB keeps readable after the lock-down,
-        # so it must be private to this query, not the default `.tmp` of the cwd.
-        con.execute("SET temp_directory = ?", [temp_dir])
+def _lock_down(con: duckdb.DuckDBPyConnection, paths: list[str], temp_dir: str) -> None:
+    # The spill folder is the one directory DuckDB keeps readable after the lock-down, so
+    # it must be private to this query, never the default `.tmp` of the cwd ('' = none).
+    con.execute("SET temp_directory = ?", [temp_dir])
     con.execute("SET allowed_paths = ?", [paths])
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET enable_external_access = false")
@@ -158,7 +157,7 @@ def _describe_connection() -> duckdb.DuckDBPyConnection:
     con = getattr(_local, "con", None)
     if con is None:
         con = duckdb.connect(":memory:")
-        _lock_down(con, [], None)
+        _lock_down(con, [], "")  # describing never spills
         _local.con = con
     return con
 

@@ -494,6 +494,16 @@ def test_describe_is_fast_and_leaves_no_tables_behind() -> None:
         describe_query("SELECT * FROM t", {})
 
 
+def test_describe_cannot_read_the_default_spill_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SqlError, match="disabled by configuration"):
+        describe_query("SELECT * FROM read_csv('.tmp/x.csv')", {})
+
+
 def test_find_parameters_ignores_string_literals() -> None:
     sql = "SELECT $a, $1, '$not ?', $a FROM t WHERE x = ? AND y = $name"
     assert find_parameters(sql) == (["a", "1", "name"], 1)
