@@ -102,11 +102,15 @@ class CallStats:
     duration_s: float = 0.0
     on_progress: Callable[[CallStats], None] | None = field(default=None, repr=False)
     progress_interval_s: float = 5.0
-    _started: float = field(default=0.0, repr=False)
-    _reported: float = field(default=0.0, repr=False)
+    _started: float = field(default=0.0, init=False, repr=False)
+    _reported: float = field(default=0.0, init=False, repr=False)
 
     def start(self) -> None:
         self._started = self._reported = time.monotonic()
+
+    def finish(self) -> None:
+        """Fix `duration_s` at the end of the work, without reporting."""
+        self.duration_s = time.monotonic() - self._started
 
     def tick(self) -> None:
         """Refresh `duration_s` and report progress when it is due."""
@@ -157,15 +161,17 @@ class ServiceResource(ConfigurableResource):
         stats = stats if stats is not None else CallStats()
         session = Session.open(self)
         stats.start()
-        with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
-            loop = PageLoop(session, request, item_label=None)
-            while loop.pending is not None:
-                response = send_blocking(client, loop, stats)
-                page = loop.handle(response)
-                stats.pages += 1
-                stats.records += len(page.records)
-                stats.tick()
-                yield page
+        try:
+            with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
+                loop = PageLoop(session, request, item_label=None)
+                while loop.pending is not None:
+                    page = loop.handle(send_blocking(client, loop, stats))
+                    stats.pages += 1
+                    stats.records += len(page.records)
+                    stats.tick()
+                    yield page
+        finally:
+            stats.finish()
 
     def for_each(
         self,

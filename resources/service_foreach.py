@@ -77,7 +77,7 @@ class ForEachRun:
         finally:
             self._stop()
             thread.join()
-            self.stats.tick()
+            self.stats.finish()
 
     def _drain(self) -> Iterator[ItemOutcome]:
         while True:

@@ -9,6 +9,7 @@ and 5.5 and cannot drift apart.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import itertools
 import logging
@@ -27,7 +28,7 @@ import orjson
 from resources.paginators import NextPage, PaginationError, ensure_same_origin
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
-from resources.secrets import install_log_redaction, redact_url, register_secret
+from resources.secrets import install_log_redaction, redact, redact_url, register_secret
 from resources.service import CallRequest, CallStats, Page, ServiceCallError
 
 if TYPE_CHECKING:
@@ -103,15 +104,14 @@ class Auth:
             user = self._env(r.username_env, "usernameEnv")
             # An empty password is real: some APIs take the key as user name alone.
             password = self._env(r.password_env, "passwordEnv", allow_empty=True)
-            header = httpx.BasicAuth(user, password)._auth_header
-            register_secret(header)
-            register_secret(header.split(" ", 1)[1])
-            return {"Authorization": header}
+            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+            register_secret(credentials)  # the header would reveal both once decoded
+            return {"Authorization": f"Basic {credentials}"}
         return {}
 
     def _user_token(self, user: str) -> str:
         if self._user_tokens is None:
-            raw = self._env(self._resource.user_tokens_env, "userTokensEnv")
+            raw = self._env(self._resource.user_tokens_env, "userTokensEnv for runAsUser")
             try:
                 tokens = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -173,13 +173,15 @@ class PageLoop:
 
     def error(self, detail: str, url: object = None, status: int | None = None) -> ServiceCallError:
         """An error naming service, operation, status, URL (masked), page and item."""
+        return ServiceCallError(self._describe(detail, url, status), status=status)
+
+    def _describe(self, detail: str, url: object = None, status: int | None = None) -> str:
         op = self.request.operation
         target = url if url is not None else (self.pending.url if self.pending else "")
         status_text = f"HTTP {status} " if status is not None else ""
-        return ServiceCallError(
+        return (
             f"service {self.session.service!r} operation {op.name!r}: {status_text}"
-            f"{op.method} {redact_url(target)} ({self.where()}): {detail}",
-            status=status,
+            f"{op.method} {redact_url(target)} ({self.where()}): {detail}"
         )
 
     def check(self, outcome: httpx.Response | Exception, attempt: int) -> float | None:
@@ -208,8 +210,8 @@ class PageLoop:
         delay = self.request.retry_delay_ms / 1000.0 * 2 ** (attempt - 1)
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
-        log.warning("%s; retry %d/%d in %.2f s", self.error(detail, status=status), attempt,
-                    self.request.max_retries, delay)  # fmt: skip
+        retries = f"retry {attempt}/{self.request.max_retries} in {delay:.2f} s"
+        log.warning("%s; %s", redact(self._describe(detail, status=status)), retries)
         return delay
 
     def handle(self, response: httpx.Response) -> Page:
