@@ -21,9 +21,9 @@ def map_batch(batch: pa.RecordBatch, mapping: FieldMapping) -> pa.RecordBatch:
     arrays: list[pa.Array] = []
     for target, source in mapping.items():
         if isinstance(source, GenerateSpec):
-            arrays.append(
-                pa.array([generate_value(source.generate) for _ in range(batch.num_rows)])
-            )
+            values = [generate_value(source.generate) for _ in range(batch.num_rows)]
+            # Typed, so that an empty batch still has a string column.
+            arrays.append(pa.array(values, type=pa.string()))
         else:
             index = batch.schema.get_field_index(source)
             if index < 0:

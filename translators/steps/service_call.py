@@ -16,7 +16,7 @@ from resources.paginators import (
     PageNumberPaginator,
     Paginator,
 )
-from resources.records import shape_record
+from resources.records import RecordShaper
 from resources.service import CallRequest, CallStats, Operation
 from translators.spec import (
     CursorPaginationSpec,
@@ -75,7 +75,7 @@ class _ServiceCall:
         self.spec = spec
         self.rt = rt
         self.columns = list((rt.plan.output_schema or {}).keys())
-        self.mapping = mapping_dict(spec.field_mapping)
+        self.shaper = RecordShaper(self.columns, mapping_dict(spec.field_mapping))
         self.records = 0
         self.started = time.monotonic()
         self.stats = CallStats(on_progress=self.log_progress)
@@ -109,7 +109,7 @@ class _ServiceCall:
         )
 
     def write(self, writer: Any, records: Iterable[dict[str, Any]], item: dict | None) -> None:
-        rows = [shape_record(r, self.columns, self.mapping, item) for r in records]
+        rows = [self.shaper.shape(record, item) for record in records]
         self.records += len(rows)
         if writer is not None:
             writer.write_records(rows)
