@@ -80,6 +80,10 @@ class Paginator(ABC):
         self.max_pages = max_pages
         self._reset()
 
+    # The loop state a checkpoint keeps: counters only. Seen cursors and URLs are not
+    # kept, so a loop that spans a resume is caught later, by `max_pages`.
+    _resumable: tuple[str, ...] = ("_pages_seen",)
+
     def _reset(self) -> None:
         self._pages_seen = 0
 
@@ -87,6 +91,17 @@ class Paginator(ABC):
         """A copy with the same settings and a new, empty loop state."""
         clone = copy.copy(self)
         clone._reset()
+        return clone
+
+    def checkpoint(self) -> dict[str, int]:
+        """The loop state after the last `next_request`, JSON-ready (see `resumed`)."""
+        return {name.lstrip("_"): getattr(self, name) for name in self._resumable}
+
+    def resumed(self, checkpoint: Mapping[str, Any]) -> Self:
+        """A fresh copy that continues from a `checkpoint()` taken earlier."""
+        clone = self.fresh()
+        for name in self._resumable:
+            setattr(clone, name, int(checkpoint.get(name.lstrip("_"), getattr(clone, name))))
         return clone
 
     def first_request_params(self) -> dict[str, Any]:
@@ -182,6 +197,8 @@ class PageNumberPaginator(Paginator):
         self.start_page = start_page
         super().__init__(max_pages=max_pages)
 
+    _resumable = (*Paginator._resumable, "_page")
+
     def _reset(self) -> None:
         super()._reset()
         self._page = self.start_page
@@ -215,6 +232,8 @@ class OffsetPaginator(Paginator):
         self.limit_value = limit_value
         self.start_offset = start_offset
         super().__init__(max_pages=max_pages)
+
+    _resumable = (*Paginator._resumable, "_offset")
 
     def _reset(self) -> None:
         super()._reset()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,7 +53,8 @@ class CallRequest:
 
     `params` fill the `{placeholders}` of the path first; the rest go to the query string
     (GET, DELETE) or the JSON body (POST, PUT, PATCH). `user` switches the credentials to
-    that user's token (runAsUser).
+    that user's token (runAsUser). `resume_from` is the `checkpoint` of a finished page:
+    the call starts with the page after it (SPEC 5.5, resuming a paginated step).
     """
 
     operation: Operation
@@ -63,15 +64,22 @@ class CallRequest:
     max_retries: int = 3
     retry_delay_ms: int = 1000
     user: str | None = None
+    resume_from: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Page:
-    """The records of one response, in order."""
+    """The records of one response, in order.
+
+    `checkpoint` (JSON-ready; None on the last page) lets a later call resume after this
+    page: pass it as `CallRequest.resume_from`. It holds the pagination state and the
+    next URL, never credentials.
+    """
 
     number: int
     records: list[dict[str, Any]]
     url_redacted: str
+    checkpoint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from resources.paginators import NextPage, PaginationError, ensure_same_origin
+from resources.paginators import NextPage, PaginationError, Paginator, ensure_same_origin
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url, register_secret
@@ -160,12 +160,29 @@ class PageLoop:
         self.session = session
         self.request = request
         self.item_label = item_label
-        self.page_number = 1
-        self.paginator = request.paginator.fresh() if request.paginator else None
         self._headers = {"Accept": "application/json", **session.auth.headers(request.user)}
-        first = self.paginator.first_request_params() if self.paginator else {}
-        self._params: dict[str, Any] = {**request.params, **first}
-        self.pending: Prepared | None = self._build(self._params)
+        resume = request.resume_from if request.paginator else None
+        self.paginator: Paginator | None = None
+        if request.paginator is not None:
+            self.paginator = (
+                request.paginator.resumed(resume["paginator"])
+                if resume
+                else request.paginator.fresh()
+            )
+        self.page_number = int(resume["page"]) if resume else 1
+        # Only what the paginator added: a resumed call re-renders the call's own params.
+        self._page_params: dict[str, Any] = (
+            dict(resume["params"])
+            if resume
+            else (self.paginator.first_request_params() if self.paginator else {})
+        )
+        self._next_url: str | None = resume.get("url") if resume else None
+        self.pending: Prepared | None = self._build()
+        if self._next_url is not None:
+            try:  # the base URL may have changed since the checkpoint was taken
+                ensure_same_origin(self._next_url, session.base_url)
+            except PaginationError as exc:
+                raise self.error(str(exc)) from None
 
     def where(self) -> str:
         item = f", {self.item_label}" if self.item_label else ""
@@ -220,10 +237,21 @@ class PageLoop:
         assert current is not None
         body = self._decode(response)
         records = self._records(body, response)
-        page = Page(self.page_number, records, redact_url(current.url))
         self.pending = self._following(body, response, len(records), current)
+        checkpoint = self._checkpoint()
+        page = Page(self.page_number, records, redact_url(current.url), checkpoint)
         self.page_number += 1
         return page
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        if self.pending is None or self.paginator is None:
+            return None
+        return {
+            "page": self.page_number + 1,
+            "params": dict(self._page_params),
+            "url": self._next_url,
+            "paginator": self.paginator.checkpoint(),
+        }
 
     def _decode(self, response: httpx.Response) -> Any:
         if not response.content.strip():
@@ -261,14 +289,14 @@ class PageLoop:
     def _next_prepared(self, following: NextPage | None, current: Prepared) -> Prepared | None:
         if following is None:
             return None
-        if following.url is not None:
-            return Prepared(current.method, httpx.URL(following.url), current.body, self._headers)
-        self._params = {**self._params, **(following.params or {})}
-        return self._build(self._params)
+        self._next_url = following.url
+        self._page_params = {**self._page_params, **(following.params or {})}
+        return self._build()
 
-    def _build(self, params: Mapping[str, Any]) -> Prepared:
+    def _build(self) -> Prepared:
+        """The request for the current params, or for `_next_url` when the paginator gave one."""
         op = self.request.operation
-        rest = dict(params)
+        rest = {**self.request.params, **self._page_params}
 
         def fill(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -279,6 +307,10 @@ class PageLoop:
         path = _PLACEHOLDER_RE.sub(fill, op.path)
         url = httpx.URL(f"{self.session.base_url}/{path.lstrip('/')}")
         method = op.method.upper()
+        if self._next_url is not None:
+            # A next-page URL carries its own query; a POST keeps its body.
+            url = httpx.URL(self._next_url)
+            rest = rest if method in _BODY_METHODS else {}
         if method in _BODY_METHODS:
             body = orjson.dumps(rest) if rest else None
             headers = {**self._headers, "Content-Type": "application/json"} if body else None

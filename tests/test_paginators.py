@@ -129,6 +129,20 @@ def test_fresh_copies_settings_but_not_loop_state() -> None:
         step(p, {"next": "a"})
 
 
+def test_checkpoint_and_resumed_carry_the_counters() -> None:
+    p = OffsetPaginator("offset", "limit", 10, max_pages=3)
+    step(p, count=10)
+    resumed = p.resumed(p.checkpoint())
+    assert p.checkpoint() == {"pages_seen": 1, "offset": 10}
+    assert step(resumed, count=10) == NextPage(params={"offset": 20, "limit": 10})
+    with pytest.raises(PaginationError, match="maxPages is 3"):
+        step(resumed, count=10)
+    assert PageNumberPaginator("p").resumed({"pages_seen": 4, "page": 5}).checkpoint() == {
+        "pages_seen": 4,
+        "page": 5,
+    }
+
+
 # --- link header ------------------------------------------------------------------------
 
 

@@ -96,6 +96,28 @@ def test_every_pagination_style_returns_each_record_once(
     assert stats.requests == len(server.requests_to(path)) == len(pages)
 
 
+@pytest.mark.parametrize(("path", "params", "data_path", "paginator"), STYLES)
+def test_a_call_resumes_after_the_checkpoint_of_a_finished_page(
+    server: LocalHTTPServer,
+    path: str,
+    params: dict[str, Any],
+    data_path: str | None,
+    paginator: Paginator,
+) -> None:
+    svc = service(server)
+    pages = svc.iter_pages(call(path, params=params, data_path=data_path, paginator=paginator))
+    done = [next(pages), next(pages)]
+    pages.close()  # the run "dies" after two pages
+    checkpoint = orjson.loads(orjson.dumps(done[-1].checkpoint))  # stored as JSON
+    resumed = call(path, params=params, data_path=data_path, paginator=paginator)
+    resumed.resume_from = checkpoint
+    rest = list(svc.iter_pages(resumed))
+    ids = [r["id"] for page in [*done, *rest] for r in page.records]
+    assert ids == [r["id"] for r in server.records]
+    assert [p.number for p in rest] == list(range(3, 3 + len(rest)))
+    assert rest[-1].checkpoint is None
+
+
 def test_pages_are_streamed_as_they_arrive(server: LocalHTTPServer) -> None:
     request = call("/pages", params={"per_page": 5}, data_path="results")
     request.paginator = PageNumberPaginator("page")
