@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -157,8 +157,12 @@ class ServiceResource(ConfigurableResource):
         """The base URL in force: `SERVICE_<NAME>_BASE_URL` when set, else `base_url`."""
         return (os.environ.get(base_url_variable(self.service_name)) or self.base_url).rstrip("/")
 
-    def iter_pages(self, request: CallRequest, *, stats: CallStats | None = None) -> Iterator[Page]:
+    def iter_pages(
+        self, request: CallRequest, *, stats: CallStats | None = None
+    ) -> Generator[Page, None, None]:
         """Run one call, yielding each page as it arrives (nothing is accumulated).
+
+        Closing the generator early closes the connection.
 
         Raises:
             ServiceCallError: a non-retryable status, retries exhausted, bad JSON, no
@@ -191,7 +195,7 @@ class ServiceResource(ConfigurableResource):
         item_key: str | None = None,
         rate_limit_per_second: float | None = None,
         stats: CallStats | None = None,
-    ) -> Iterator[ItemOutcome]:
+    ) -> Generator[ItemOutcome, None, None]:
         """Call once per item, at most `parallel` calls in flight; outcomes in completion order.
 
         `items` is consumed lazily (on the worker thread of the forEach loop), and at most

@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -59,7 +59,7 @@ class ForEachRun:
         self._task: asyncio.Task[None] | None = None
         self._credits: asyncio.Semaphore | None = None
 
-    def outcomes(self, items: Iterable[dict[str, Any]]) -> Iterator[ItemOutcome]:
+    def outcomes(self, items: Iterable[dict[str, Any]]) -> Generator[ItemOutcome, None, None]:
         """The outcomes in completion order; the thread starts at the first `next()`.
 
         `items` is iterated on the loop's thread, one item whenever a worker is free.

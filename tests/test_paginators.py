@@ -209,7 +209,8 @@ def test_next_url_resolves_relative_urls_and_stops_on_empty() -> None:
         url="http://api.test/v1/items?page=2"
     )
     assert step(p, {"paging": {"next": "https://api.test/x"}}) == NextPage(url="https://api.test/x")
-    for body in ({"paging": {"next": None}}, {"paging": {"next": ""}}, {"paging": {}}):
+    empty: list[dict[str, Any]] = [{"paging": {"next": None}}, {"paging": {"next": ""}}, {}]
+    for body in empty:
         assert step(p, body) is None
 
 

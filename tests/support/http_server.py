@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def app(self) -> LocalHTTPServer:
-        return self.server.app  # type: ignore[attr-defined,no-any-return]
+        return self.server.app  # type: ignore[attr-defined]
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
