@@ -51,6 +51,11 @@ def join_pointer(base: str, *tokens: str | int) -> str:
     return base + "".join("/" + escape_token(token) for token in tokens)
 
 
+def pointer_order(pointer: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts `/steps/2` before `/steps/10`."""
+    return tuple((0, int(t)) if t.isdigit() else (1, t) for t in pointer.split("/")[1:])
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when a candidate is close to `word`, else an empty string.
 

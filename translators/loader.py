@@ -1,0 +1,296 @@
+"""`workflow_defs/` -> validated plans, collecting every problem at once (SPEC 1, 7).
+
+`load_definitions` never raises for bad content. A workflow file with any problem is
+left out of `workflows` and listed in `broken` (the others still load); a schedule or
+service with a problem is left out. `LoadResult.problems` holds every problem.
+
+Layout: `services/<name>.json`, `apps/<app_id>/workflows/<stem>.json`,
+`apps/<app_id>/schedules.json` (optional). Other files are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from translators.check_context import CheckContext
+from translators.checks import check_variables, check_workflow, variables_of
+from translators.errors import Problem, pointer_order
+from translators.naming import APP_ID_EXPECTED, APP_ID_PATTERN, job_name
+from translators.plans import BrokenWorkflow, LoadResult, SchedulePlan, StepPlan, WorkflowPlan
+from translators.schedule_checks import AppWorkflows, check_schedules
+from translators.spec import BaseStepSpec, ServiceSpec, StepSpec, VariableSpec, WorkflowSpec
+from translators.sql_analysis import SqlBinder
+from translators.validation_errors import validation_problems
+
+__all__ = [
+    "BrokenWorkflow",
+    "LoadResult",
+    "SchedulePlan",
+    "StepPlan",
+    "WorkflowPlan",
+    "load_definitions",
+    "read_json",
+]
+
+_STEP = TypeAdapter(StepSpec)
+_VARIABLES = TypeAdapter(dict[str, VariableSpec])
+_NO_VALUE = object()
+
+
+def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
+    """The parsed document, or a problem saying why there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return _NO_VALUE, Problem(file, "", f"the file is not UTF-8 text ({exc.reason})")
+    except OSError as exc:
+        return _NO_VALUE, Problem(file, "", f"cannot read the file: {exc.strerror or exc}")
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        message = f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        return _NO_VALUE, Problem(file, "", message, "a JSON document")
+
+
+def load_definitions(defs_dir: Path) -> LoadResult:
+    """Read and check everything under `defs_dir`; see the module docstring."""
+    root = Path(defs_dir)
+    result = LoadResult(defs_dir=root)
+    if not root.is_dir():
+        result.problems.append(
+            Problem(
+                str(root),
+                "",
+                "the definitions folder does not exist",
+                "a folder with services/ and apps/<app_id>/workflows/",
+            )
+        )
+        return result
+    broken_services = _load_services(root, result)
+    with SqlBinder() as binder:
+        for app_dir in sorted(p for p in (root / "apps").glob("*") if p.is_dir()):
+            _load_app(root, app_dir, result, broken_services, binder)
+    _check_unique_job_names(result)
+    _check_unique_schedule_names(result)
+    return result
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+# ---------------------------------------------------------------------------- services
+
+
+def _load_services(root: Path, result: LoadResult) -> dict[str, str]:
+    """Fill `result.services`; return service name -> file, for files with problems."""
+    broken: dict[str, str] = {}
+    for path in sorted((root / "services").glob("*.json")):
+        file = _rel(root, path)
+        raw, problem = read_json(path, file)
+        problems = [problem] if problem else []
+        spec = None
+        if problem is None:
+            try:
+                spec = ServiceSpec.model_validate(raw)
+            except ValidationError as exc:
+                problems += validation_problems(exc, raw, ServiceSpec, file)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name != path.stem:
+            problems.append(
+                Problem(
+                    file,
+                    "/name",
+                    f"service name '{name}' differs from the file name",
+                    f"'{path.stem}', the file's stem",
+                )
+            )
+        if spec is not None and not problems:
+            result.services[spec.name] = spec
+        else:
+            broken[path.stem] = file
+            if isinstance(name, str):
+                broken[name] = file
+        result.problems += problems
+    return broken
+
+
+# ---------------------------------------------------------------------------- apps
+
+
+def _load_app(
+    root: Path,
+    app_dir: Path,
+    result: LoadResult,
+    broken_services: dict[str, str],
+    binder: SqlBinder,
+) -> None:
+    app_id = app_dir.name
+    folder = _rel(root, app_dir)
+    app_problem = None
+    if not APP_ID_PATTERN.match(app_id):
+        app_problem = Problem(
+            folder, "", f"invalid app id '{app_id}' (the folder name)", APP_ID_EXPECTED
+        )
+        result.problems.append(app_problem)
+    app = AppWorkflows(app_id=app_id, folder=folder, valid={})
+    valid: dict[str, WorkflowPlan] = {}
+    for path in sorted((app_dir / "workflows").glob("*.json")):
+        file = _rel(root, path)
+        loaded = _load_workflow(path, file, app_id, result, broken_services, binder)
+        if isinstance(loaded, WorkflowPlan) and app_problem is None:
+            valid[path.stem] = loaded
+        else:
+            problems = loaded.problems if isinstance(loaded, BrokenWorkflow) else []
+            if app_problem is not None:
+                problems = [app_problem, *problems]
+            result.broken.append(
+                BrokenWorkflow(app_id, path.stem, file, job_name(app_id, path.stem), problems)
+            )
+            app.broken.add(path.stem)
+    result.workflows += valid.values()
+    app.valid = valid
+    schedules_path = app_dir / "schedules.json"
+    if schedules_path.is_file() and app_problem is None:
+        file = _rel(root, schedules_path)
+        raw, problem = read_json(schedules_path, file)
+        if problem is not None:
+            result.problems.append(problem)
+            return
+        plans, problems = check_schedules(raw, file, app)
+        result.schedules += plans
+        result.problems += problems
+
+
+def _load_workflow(
+    path: Path,
+    file: str,
+    app_id: str,
+    result: LoadResult,
+    broken_services: dict[str, str],
+    binder: SqlBinder,
+) -> WorkflowPlan | BrokenWorkflow:
+    """One workflow file; its problems are also added to `result.problems`."""
+    stem = path.stem
+    raw, problem = read_json(path, file)
+    if problem is not None:
+        result.problems.append(problem)
+        return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), [problem])
+    problems: list[Problem] = []
+    spec: WorkflowSpec | None = None
+    try:
+        spec = WorkflowSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems += validation_problems(exc, raw, WorkflowSpec, file)
+    variables = variables_of(raw, spec.variables if spec else _parse_variables(raw))
+    ctx = CheckContext(file, variables, result.services, broken_services, binder)
+    check_variables(ctx, list(variables))
+    raw_steps = _raw_steps(raw)
+    step_specs = list(spec.steps) if spec else [_parse_step(step) for step in raw_steps]
+    steps = check_workflow(ctx, raw_steps, step_specs)
+    problems += [p for p in ctx.problems if p not in problems]
+    problems.sort(key=lambda p: pointer_order(p.pointer))
+    result.problems += problems
+    if problems or spec is None:
+        return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems)
+    return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps)
+
+
+def _raw_steps(raw: Any) -> list[Any]:
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    return steps if isinstance(steps, list) else []
+
+
+def _parse_step(raw: Any) -> BaseStepSpec | None:
+    """A step on its own, so that one bad step does not stop the checks of the others."""
+    try:
+        step = _STEP.validate_python(raw)
+    except ValidationError:
+        return None
+    return step if isinstance(step, BaseStepSpec) else None
+
+
+def _parse_variables(raw: Any) -> dict[str, VariableSpec] | None:
+    variables = raw.get("variables", {}) if isinstance(raw, dict) else {}
+    try:
+        return _VARIABLES.validate_python(variables)
+    except ValidationError:
+        return None
+
+
+# ---------------------------------------------------------------------------- unique names
+
+
+def _check_unique_job_names(result: LoadResult) -> None:
+    """Workflow files whose job names collide after sanitising: the later one is broken,
+    under a name made unique so that its failing job can still exist."""
+    owners: dict[str, str] = {}
+    broken: list[BrokenWorkflow] = []
+    for item in result.broken:
+        if item.job_name in owners:
+            problem = _job_clash(result, item.file, item.job_name, owners)
+            item = replace(
+                item, job_name=_unique(item.job_name, owners), problems=[*item.problems, problem]
+            )
+        owners[item.job_name] = item.file
+        broken.append(item)
+    kept: list[WorkflowPlan] = []
+    for workflow in result.workflows:
+        if workflow.job_name not in owners:
+            owners[workflow.job_name] = workflow.file
+            kept.append(workflow)
+            continue
+        problem = _job_clash(result, workflow.file, workflow.job_name, owners)
+        unique = _unique(workflow.job_name, owners)
+        owners[unique] = workflow.file
+        broken.append(
+            BrokenWorkflow(workflow.app_id, workflow.stem, workflow.file, unique, [problem])
+        )
+    result.workflows, result.broken = kept, broken
+    jobs = {w.job_name for w in kept}
+    result.schedules = [s for s in result.schedules if s.workflow in jobs]
+
+
+def _job_clash(result: LoadResult, file: str, name: str, owners: dict[str, str]) -> Problem:
+    problem = Problem(
+        file,
+        "",
+        f"the job name '{name}' is already used by {owners[name]}",
+        "app ids and file names that stay distinct after replacing characters other "
+        "than letters, digits and _ with _",
+    )
+    result.problems.append(problem)
+    return problem
+
+
+def _unique(name: str, taken: dict[str, str]) -> str:
+    count = 2
+    while f"{name}_{count}" in taken:
+        count += 1
+    return f"{name}_{count}"
+
+
+def _check_unique_schedule_names(result: LoadResult) -> None:
+    """Schedule names of different apps that collide after sanitising."""
+    owners: dict[str, SchedulePlan] = {}
+    kept: list[SchedulePlan] = []
+    for schedule in result.schedules:
+        other = owners.setdefault(schedule.schedule_name, schedule)
+        if other is schedule:
+            kept.append(schedule)
+            continue
+        result.problems.append(
+            Problem(
+                schedule.file,
+                schedule.pointer + "/name",
+                f"the schedule name '{schedule.schedule_name}' is already used by "
+                f"{other.file}#{other.pointer}",
+                "schedule names unique after sanitising",
+            )
+        )
+    result.schedules = kept
