@@ -9,6 +9,16 @@ per item with bounded concurrency on an asyncio loop of its own
 Secrets: the resource's config holds only the *names* of environment variables; the
 values are read when a call starts, registered with `resources.secrets`, and every
 message leaving the client is passed through `redact`.
+
+Choices the spec leaves open:
+- Redirects are not followed (a 3xx is an error naming the target): following one to
+  another host would hand it the credentials of a header auth.
+- `Retry-After` is honoured up to 120 s; the wait is the longer of it and the backoff.
+- Retries follow SPEC 5.5 for every method; `Operation.mutation` does not change them, so
+  a POST that timed out after the server acted on it may be sent again.
+- forEach outcomes arrive in completion order, not input order; `ItemOutcome.key` says
+  which item (the `item_key` column, else the item's position).
+- An empty response body is no records (a 204 to a POST), not a JSON error.
 """
 
 from __future__ import annotations
