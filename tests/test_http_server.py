@@ -95,6 +95,12 @@ def test_bad_json_and_leaky_routes(client: httpx.Client) -> None:
     assert leaky.status_code == 403 and "s3cr3t" in leaky.text
 
 
+def test_redirect_route_points_to_echo(server: LocalHTTPServer, client: httpx.Client) -> None:
+    response = client.get("/redirect")
+    assert response.status_code == 302
+    assert response.headers["location"] == f"{server.url}/echo/redirected"
+
+
 def test_me_route_checks_bearer_tokens(client: httpx.Client) -> None:
     assert client.get("/me", headers={"Authorization": "Bearer tok-a"}).json()["user"] == "alice"
     assert client.get("/me", headers={"Authorization": "Bearer other"}).status_code == 401

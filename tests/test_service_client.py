@@ -184,6 +184,12 @@ def test_no_value_at_data_path_names_the_path_and_the_keys(server: LocalHTTPServ
         all_records(service(server), call("/echo/x", data_path="data.orders"))
 
 
+def test_redirects_are_errors_not_followed(server: LocalHTTPServer) -> None:
+    with pytest.raises(ServiceCallError, match=r"HTTP 302 .*redirect to .*/echo/redirected"):
+        all_records(service(server), call("/redirect"))
+    assert server.requests_to("/echo/redirected") == []
+
+
 def test_bad_json_is_a_clear_error(server: LocalHTTPServer) -> None:
     with pytest.raises(ServiceCallError, match=r"not valid JSON.*oops"):
         all_records(service(server), call("/bad-json"))
@@ -345,6 +351,7 @@ def test_for_each_consumes_items_lazily(server: LocalHTTPServer) -> None:
     time.sleep(0.2)
     assert pulled <= 1 + 2 * 3 + 1
     outcomes.close()  # stops the loop thread and cancels work in flight
+    assert not [t for t in threading.enumerate() if t.name.startswith("forEach-")]
 
 
 def test_rate_limit_holds_across_for_each_concurrency(server: LocalHTTPServer) -> None:

@@ -25,6 +25,7 @@ Routes (GET unless said):
     /foreign-next                    a next URL on another host
     /status/<code>                   that status, a JSON body
     /leaky                           403 echoing the Authorization header it received
+    /redirect                        302 to /echo/redirected
     /me                              the user of a bearer token in `user_tokens`, else 401
     /protected                       401 unless `required_headers` all match
     /echo/<anything>                 {"method", "path", "query", "body"}
@@ -286,6 +287,10 @@ def _leaky(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> Jso
     return 403, {"error": f"bad credentials: {req.headers.get('authorization')}"}, {}
 
 
+def _redirect(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    return 302, {"moved": True}, {"Location": f"{app.url}/echo/redirected"}
+
+
 def _me(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
     auth = req.headers.get("authorization", "")
     user = app.user_tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
@@ -328,6 +333,7 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/cursor-loop"): _cursor_loop,
     ("GET", "/foreign-next"): _foreign_next,
     ("GET", "/leaky"): _leaky,
+    ("GET", "/redirect"): _redirect,
     ("GET", "/me"): _me,
     ("GET", "/protected"): _protected,
     ("POST", "/messages"): _messages,
