@@ -1,7 +1,12 @@
-"""What an app database table looks like: its columns (as DuckDB / Arrow types) and keys.
+"""What an app database table looks like, and its values on the way out and in.
 
-Shared by the reader and the writer of `resources.app_database`. Reflection goes through
-SQLAlchemy's inspector, so SQLite and PostgreSQL answer the same questions the same way.
+- Reflection (columns as DuckDB / Arrow types, nullability, unique keys) goes through
+  SQLAlchemy's inspector, so SQLite and PostgreSQL answer the same questions the same way.
+- Out: values the driver returns become Arrow arrays of the column's type (`to_arrow`).
+- In: Arrow columns become what `executemany` takes (`python_values`) or what PostgreSQL's
+  CSV `COPY` reads (`csv_ready`).
+
+Shared by the reader (`resources.app_database`) and the writer (`resources.persist_sql`).
 """
 
 from __future__ import annotations
@@ -261,3 +266,62 @@ def _converter(duckdb_name: str) -> Callable[[Any], Any]:
         "BLOB": lambda v: v.encode() if isinstance(v, str) else bytes(v),
     }
     return converters.get(duckdb_name, _to_text)
+
+
+# --- values on their way in: Arrow -> what the driver or COPY takes ----------------------
+
+
+def csv_ready(batch: pa.RecordBatch) -> pa.Table:
+    """The batch with every column in a form Arrow writes as CSV that PostgreSQL reads back.
+
+    Arrow quotes every string and writes NULL as an empty unquoted field, which is exactly
+    PostgreSQL's CSV convention. Nested values become JSON text, binary becomes bytea hex,
+    durations become `<n> microseconds`, dictionaries are decoded.
+    """
+    arrays = []
+    for array in batch.columns:
+        kind = array.type
+        if pa.types.is_dictionary(kind):
+            array = array.dictionary_decode()
+            kind = array.type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+            array = array.cast(pa.timestamp("us", kind.tz), safe=False)
+        elif pa.types.is_nested(kind):
+            array = pa.array(python_values(array, False), type=pa.string())
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            array = pa.array([None if v is None else "\\x" + v.hex() for v in array.to_pylist()])
+        elif pa.types.is_duration(kind):
+            micros = array.cast(pa.duration("us")).cast(pa.int64()).to_pylist()
+            array = pa.array([None if v is None else f"{v} microseconds" for v in micros])
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=batch.schema.names)
+
+
+def python_values(array: pa.Array, sqlite: bool) -> list[Any]:
+    """An Arrow column as values the driver takes (nested values become JSON text)."""
+    kind = array.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        array = array.cast(pa.timestamp("us", kind.tz), safe=False)
+    values = array.to_pylist()
+    convert = _value_converter(kind, sqlite)
+    if convert is None:
+        return values
+    return [None if v is None else convert(v) for v in values]
+
+
+def _value_converter(kind: pa.DataType, sqlite: bool) -> Callable[[Any], Any] | None:
+    if pa.types.is_nested(kind):
+        return lambda v: json.dumps(v, default=str)
+    if not sqlite:
+        return None
+    if pa.types.is_timestamp(kind):
+        return lambda v: v.isoformat(sep=" ")
+    if pa.types.is_decimal(kind) or pa.types.is_duration(kind):
+        return str
+    if pa.types.is_date(kind) or pa.types.is_time(kind):
+        return _isoformat
+    return None
+
+
+def _isoformat(value: dt.date | dt.time) -> str:
+    return value.isoformat()

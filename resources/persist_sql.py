@@ -10,11 +10,15 @@ A write is one transaction on one connection:
    match columns, and the NOT NULL columns without a default that the source lacks.
 3. Stage: the source rows go into a TEMP table with the target's column types but none of
    its constraints, plus `_wf_row` (the 1-based source row number). On PostgreSQL with
-   psycopg 3 this is a text `COPY` per chunk of 10,000 rows; elsewhere `executemany`.
-4. Apply with one set-based statement from the staging table: `INSERT ... SELECT` for
-   append, the same with `ON CONFLICT (key) DO UPDATE` for upsert (the last source row of
-   each key wins), and for replaceAll a `DELETE ... WHERE (match) IN (SELECT ... FROM
-   staging)` first. A NULL match value matches nothing, as in SQL.
+   psycopg 3 this is `COPY ... (FORMAT csv)` per chunk of 10,000 rows, the CSV written by
+   Arrow (about 2x faster than `write_row`); elsewhere `executemany`. PostgreSQL parses
+   the text into the column types, so a bad value is found here.
+4. Apply with one set-based statement from the staging table, in source order:
+   `INSERT ... SELECT` for append, the same with `ON CONFLICT (key) DO UPDATE` for upsert
+   (the last source row of a repeated key wins: SQLite applies rows in order, PostgreSQL
+   retries with only each key's last row when it refuses to touch a row twice), and for
+   replaceAll a `DELETE ... WHERE (match) IN (SELECT ... FROM staging)` first. A NULL
+   match value matches nothing, as in SQL.
 5. Record the row count on the marker and commit.
 
 Row errors (a value the column type rejects, a NOT NULL / unique / check / foreign-key
@@ -28,21 +32,28 @@ and every other row is written.
 
 from __future__ import annotations
 
-import datetime as dt
+import io
 import itertools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from resources.app_db_schema import AppDatabaseError, TableInfo, first_line, inspect_table
+from resources.app_db_schema import (
+    AppDatabaseError,
+    TableInfo,
+    csv_ready,
+    first_line,
+    inspect_table,
+    python_values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +215,7 @@ class _RowErrors:
         self.skip = skip
         self.table = table
         self.count = 0
-        self.messages: list[str] = []
+        self._first: list[tuple[int, str]] = []
 
     def add(self, row: int, exc: BaseException) -> None:
         message = f"row {row}: {first_line(exc)}"
@@ -214,8 +225,14 @@ class _RowErrors:
                 "(onRowError is fail)"
             ) from exc
         self.count += 1
-        if len(self.messages) < MAX_REPORTED_ERRORS:
-            self.messages.append(message)
+        # Staging finds type errors before the apply step finds constraint errors: keep the
+        # lowest row numbers, in order.
+        self._first.append((row, message))
+        self._first = sorted(self._first)[:MAX_REPORTED_ERRORS]
+
+    @property
+    def messages(self) -> list[str]:
+        return [message for _row, message in self._first]
 
 
 class _Writer:
@@ -236,6 +253,8 @@ class _Writer:
         self.cols = ", ".join(_q(conn, c) for c in columns)
         self.staged = 0
         self.indexed = False
+        # SQLite applies the rows in order, so a repeated key's last row wins by itself.
+        self.deduplicate = False
 
     def write(self, batches: Iterable[pa.RecordBatch]) -> int:
         self._create_stage()
@@ -271,32 +290,42 @@ class _Writer:
 
     def _stage_chunk(self, chunk: pa.RecordBatch) -> None:
         first = self.staged + 1
-        values = [_python_values(chunk.column(i), self.sqlite) for i in range(chunk.num_columns)]
-        rows = list(zip(*values, range(first, first + chunk.num_rows), strict=True))
         self.staged += chunk.num_rows
-
-        def load(lo: int, hi: int) -> int:
-            return self._load(rows[lo - first : hi - first + 1])
-
+        load = self._copy_loader(chunk, first) if self.copy else self._insert_loader(chunk, first)
         self._bisect(first, self.staged, load)
 
-    def _load(self, rows: list[tuple[Any, ...]]) -> int:
-        if self.copy:
-            raw = self.conn.connection.driver_connection
-            assert raw is not None
-            with (
-                raw.cursor() as cur,
-                cur.copy(f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            style = self.conn.dialect.paramstyle
-            mark = "?" if style == "qmark" else "%s"
-            marks = ", ".join([mark] * (len(self.columns) + 1))
-            sql = f"INSERT INTO {self.stage} ({self.cols}, {self.row}) VALUES ({marks})"
-            self.conn.exec_driver_sql(sql if mark == "?" else sql.replace("%", "%%"), rows)
-        return len(rows)
+    def _copy_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
+        """Rows lo..hi of the chunk as CSV (written by Arrow, in C++) into a COPY."""
+        numbers = pa.array(range(first, first + chunk.num_rows), type=pa.int64())
+        table = csv_ready(chunk).append_column(ROW_COLUMN, numbers)
+        sql = f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN (FORMAT csv)"
+        options = pa_csv.WriteOptions(include_header=False)
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+
+        def load(lo: int, hi: int) -> int:
+            buffer = io.BytesIO()
+            pa_csv.write_csv(table.slice(lo - first, hi - lo + 1), buffer, options)
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                copy.write(buffer.getbuffer())
+            return hi - lo + 1
+
+        return load
+
+    def _insert_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
+        """Rows lo..hi of the chunk through `executemany` (SQLite, other drivers)."""
+        values = [python_values(chunk.column(i), self.sqlite) for i in range(chunk.num_columns)]
+        rows = list(zip(*values, range(first, first + chunk.num_rows), strict=True))
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * (len(self.columns) + 1))
+        names = f"{self.stage} ({self.cols}, {self.row})"
+        sql = f"INSERT INTO {names if mark == '?' else names.replace('%', '%%')} VALUES ({marks})"
+
+        def load(lo: int, hi: int) -> int:
+            self.conn.exec_driver_sql(sql, rows[lo - first : hi - first + 1])
+            return hi - lo + 1
+
+        return load
 
     def _delete_matches(self) -> None:
         names = self.request.match_columns or []
@@ -308,11 +337,27 @@ class _Writer:
         log.debug("replaceAll %s: deleted %d matching rows", self.request.table, deleted)
 
     def _insert_range(self, lo: int, hi: int) -> int:
+        if self.request.mode != "upsert" or self.deduplicate:
+            return self._insert(lo, hi)
+        # PostgreSQL refuses to update a row twice in one statement: only when the source
+        # repeats a key is it worth the cost (a third of the merge) of keeping the last one.
+        try:
+            with self.conn.begin_nested():
+                return self._insert(lo, hi)
+        except sa.exc.ProgrammingError as exc:
+            if not isinstance(exc.orig, psycopg.errors.CardinalityViolation):
+                raise
+        self.deduplicate = True
+        return self._insert(lo, hi)
+
+    def _insert(self, lo: int, hi: int) -> int:
         where = f"{self.row} BETWEEN :lo AND :hi"
         conflict = ""
         if self.request.mode == "upsert":
             key = ", ".join(_q(self.conn, c) for c in self.request.upsert_key or [])
-            where += f" AND {self.row} IN (SELECT max({self.row}) FROM {self.stage} GROUP BY {key})"
+            if self.deduplicate:
+                last = f"SELECT max({self.row}) FROM {self.stage} GROUP BY {key}"
+                where += f" AND {self.row} IN ({last})"
             conflict = f" ON CONFLICT ({key}) {self._on_conflict_action()}"
         sql = (
             f"INSERT INTO {self.target} ({self.cols}) SELECT {self.cols} FROM {self.stage}"
@@ -344,36 +389,6 @@ class _Writer:
             self.indexed = True
         mid = (lo + hi) // 2
         return self._bisect(lo, mid, attempt) + self._bisect(mid + 1, hi, attempt)
-
-
-def _python_values(array: pa.Array, sqlite: bool) -> list[Any]:
-    """An Arrow column as values the driver takes (nested values become JSON text)."""
-    kind = array.type
-    if pa.types.is_timestamp(kind) and kind.unit == "ns":
-        array = array.cast(pa.timestamp("us", kind.tz), safe=False)
-    values = array.to_pylist()
-    convert = _converter(kind, sqlite)
-    if convert is None:
-        return values
-    return [None if v is None else convert(v) for v in values]
-
-
-def _converter(kind: pa.DataType, sqlite: bool) -> Callable[[Any], Any] | None:
-    if pa.types.is_nested(kind):
-        return lambda v: json.dumps(v, default=str)
-    if not sqlite:
-        return None
-    if pa.types.is_timestamp(kind):
-        return lambda v: v.isoformat(sep=" ")
-    if pa.types.is_decimal(kind) or pa.types.is_duration(kind):
-        return str
-    if pa.types.is_date(kind) or pa.types.is_time(kind):
-        return _isoformat
-    return None
-
-
-def _isoformat(value: dt.date | dt.time) -> str:
-    return value.isoformat()
 
 
 def _peek(
