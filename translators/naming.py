@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 APP_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -67,27 +67,28 @@ def step_names(sources: Sequence[NameSource]) -> tuple[list[str], list[NameClash
     every explicit name.
     """
     names: list[str | None] = [None] * len(sources)
-    owner: dict[str, str] = {}
+    owner: dict[str, NameSource] = {}
     clashes: list[NameClash] = []
     for index, source in enumerate(sources):
         if source.explicit is None:
             continue
         name = dagster_name(source.explicit)
         names[index] = name
-        clash = _clash(name, source, owner)
+        clash = _clash(name, source, owner.get(name))
         if clash:
             clashes.append(clash)
         else:
-            owner[name] = source.pointer
+            owner[name] = source
     counts: dict[str, int] = {}
     for index, source in enumerate(sources):
         if names[index] is None:
-            names[index] = _unique(dagster_name(source.stem), owner, counts)
-            owner[names[index] or ""] = source.pointer
+            name = _unique(dagster_name(source.stem), owner, counts)
+            names[index] = name
+            owner[name] = source
     return [name or "" for name in names], clashes
 
 
-def _clash(name: str, source: NameSource, owner: dict[str, str]) -> NameClash | None:
+def _clash(name: str, source: NameSource, other: NameSource | None) -> NameClash | None:
     written = source.explicit or ""
     if name == VARIABLES_STEP_NAME:
         return NameClash(
@@ -95,17 +96,17 @@ def _clash(name: str, source: NameSource, owner: dict[str, str]) -> NameClash | 
             f"the step name '{written}' is reserved for the op that resolves variables",
             "another id",
         )
-    if name in owner:
-        same = "" if name == written else f" (as '{name}' after replacing characters)"
-        return NameClash(
-            source.explicit_pointer,
-            f"the step name '{written}'{same} is already used by the step at {owner[name]}",
-            "a unique id for this step (ids name the ops)",
-        )
-    return None
+    if other is None:
+        return None
+    message = f"the step name '{written}' is already used by the step at {other.pointer}"
+    if other.explicit != written:
+        message += f" ('{other.explicit}' and '{written}' both become '{name}')"
+    return NameClash(
+        source.explicit_pointer, message, "a unique id for this step (ids name the ops)"
+    )
 
 
-def _unique(stem: str, taken: dict[str, str], counts: dict[str, int]) -> str:
+def _unique(stem: str, taken: Mapping[str, object], counts: dict[str, int]) -> str:
     count = counts.get(stem, 0)
     while True:
         count += 1
