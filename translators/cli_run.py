@@ -172,7 +172,8 @@ class ProgressPrinter:
         event = entry.dagster_event
         step_key = entry.step_key
         if event is None:
-            if step_key and entry.level >= logging.INFO and entry.user_message:
+            level = entry.level if isinstance(entry.level, int) else logging.INFO
+            if step_key and level >= logging.INFO and entry.user_message:
                 self._print(step_key, entry.user_message)
             return
         kind = event.event_type_value

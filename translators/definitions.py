@@ -23,7 +23,7 @@ from translators.job_builder import (
     build_job,
     service_resource_key,
 )
-from translators.loader import LoadResult, load_definitions
+from translators.loader import LoadResult, SchedulePlan, load_definitions
 from translators.schedules import build_schedule, partitions_for, run_config_for
 from translators.spec import ServiceSpec
 
@@ -59,7 +59,7 @@ def service_resource(spec: ServiceSpec) -> ServiceResource:
 
 def build_definitions(loaded: LoadResult) -> dg.Definitions:
     """A pure function from the loaded models to `Definitions`."""
-    partitions = {}
+    partitions: dict[str, SchedulePlan] = {}
     for schedule in loaded.schedules:
         if schedule.spec.backfill_start is not None:
             partitions.setdefault(schedule.workflow, schedule)

@@ -84,6 +84,10 @@ def _job_tags(workflow: WorkflowPlan) -> dict[str, str]:
     return tags
 
 
+# The compute functions below leave `context` unannotated: with postponed annotations
+# Dagster sees the string "OpExecutionContext" and rejects it as a foreign type.
+
+
 def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
     """Resolves the variables once per run; its stored output is the run's record of them,
     so a retry or a re-execution from failure sees the same values (SPEC 5.4)."""
@@ -107,7 +111,7 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
         "timezone": dg.Field(str, default_value="UTC", description="zone of dateOffset dates"),
     }
 
-    def compute(context: dg.OpExecutionContext, _inputs: Mapping[str, Any]) -> Iterator[Any]:
+    def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
         logical_time, timezone = _logical_time(context)
         params = {k: v for k, v in (context.op_config.get("params") or {}).items() if v is not None}
         values = resolve_variables(specs, params, logical_time, timezone)
@@ -166,7 +170,7 @@ def _step_op(
     resource_keys = _required_resources(step)
     settings = workflow.spec.settings
 
-    def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Iterator[Any]:
+    def compute(context, inputs: Mapping[str, Any]) -> Iterator[Any]:
         runtime = StepRuntime(
             plan=step,
             job_name=workflow.job_name,
@@ -223,7 +227,7 @@ def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:
     """A job that fails at once, its description listing the file's problems (SPEC 7)."""
     text = "\n".join(str(problem) for problem in broken.problems)
 
-    def compute(context: dg.OpExecutionContext, _inputs: Mapping[str, Any]) -> Iterator[Any]:
+    def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
         raise DefinitionError(list(broken.problems))
         yield  # pragma: no cover - makes this a generator, as OpDefinition expects
 

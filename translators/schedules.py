@@ -54,7 +54,8 @@ def build_schedule(schedule: SchedulePlan, job: dg.JobDefinition) -> dg.Schedule
         tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
         partition_key = None
         if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-            partition_key = partitions_def.get_last_partition_key(current_time=tick)
+            # With end_offset=1 the partition that starts at the tick is already open.
+            partition_key = partitions_def.get_partition_key_for_timestamp(tick.timestamp())
         return dg.RunRequest(
             run_config=run_config_for(spec.params, tick, spec.timezone),
             tags={SCHEDULE_TAG: spec.name},

@@ -24,4 +24,5 @@ def run_import(spec: ImportFromDatabaseStepSpec, rt: StepRuntime) -> StepResult:
         )
         writer.write_batches(map_batches(batches, mapping))
     handle = writer.handle
+    assert handle is not None  # set when the writer closes without error
     return StepResult(handle, {"rows": handle.row_count, "source": f"{app_id}:{source.table_name}"})

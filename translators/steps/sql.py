@@ -17,4 +17,5 @@ def run_sql(spec: SqlStepSpec, rt: StepRuntime) -> StepResult:
     ):
         writer.write_batches(reader)
     handle = writer.handle
+    assert handle is not None  # set when the writer closes without error
     return StepResult(handle, {"rows": handle.row_count})
