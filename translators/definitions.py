@@ -12,8 +12,8 @@ from functools import cache
 from pathlib import Path
 
 import dagster as dg
-from resources.app_database import AppDatabaseResource
 
+from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
 from resources.table_store import TableStoreResource
 from translators.job_builder import (

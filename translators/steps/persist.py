@@ -4,7 +4,6 @@ lineage (SPEC 3.4)."""
 from __future__ import annotations
 
 from resources.app_database import PersistRequest
-
 from translators.spec import PersistToDatabaseStepSpec
 from translators.steps.db_errors import retry_transient_db_errors
 from translators.steps.mapping import map_batches, render_str, source_columns

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from resources.app_database import AppDatabaseResource
-
     from resources.service import ServiceResource
     from resources.table_store import TableHandle, TableStoreResource, TableWriter
     from translators.loader import StepPlan
