@@ -14,10 +14,10 @@ import os
 import sys
 
 import sqlalchemy as sa
-from resources.app_database import AppDatabaseResource
 
 from demo.app_schema import DEMO_APP_ID, ensure_demo_schema_for_app
 from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
+from resources.app_database import AppDatabaseResource
 
 DEMO_WORKFLOW = f"{DEMO_APP_ID}/syncEnrichedOrders"
 
