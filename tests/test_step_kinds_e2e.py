@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from demo.server import make_customers, running_demo_server, service_base_url_env
+from demo.server import (
+    demo_secrets_env,
+    make_customers,
+    running_demo_server,
+    service_base_url_env,
+)
 from tests.support.app_tables import execute, rows
 from tests.support.jobs import load, run_job, write_defs
 
@@ -26,7 +31,7 @@ def app_db_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def demo_services(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with running_demo_server() as base_url:
-        for name, value in service_base_url_env(base_url).items():
+        for name, value in {**service_base_url_env(base_url), **demo_secrets_env()}.items():
             monkeypatch.setenv(name, value)
         yield base_url
 

@@ -113,7 +113,7 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
 
     def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
         logical_time, timezone = _logical_time(context)
-        params = {k: v for k, v in (context.op_config.get("params") or {}).items() if v is not None}
+        params = context.op_config.get("params") or {}
         values = resolve_variables(specs, params, logical_time, timezone)
         yield dg.Output(
             {"values": values, "logical_time": iso_utc(logical_time), "timezone": timezone},

@@ -47,11 +47,12 @@ class StepRuntime:
     inline_wait_max_seconds: int = 300
 
     def open_writer(self, schema: dict[str, str] | None) -> TableWriter:
-        """A writer for this step's output table (run-scoped Parquet)."""
-        assert self.plan.output_table, f"step {self.plan.name} produces no table"
-        return self.table_store.open_writer(
-            self.run_id, self.plan.name, self.plan.output_table, schema
-        )
+        """A writer for this step's output table (run-scoped Parquet).
+
+        A branch without `outputTable` still writes its one-row table, named by the step.
+        """
+        table_name = self.plan.output_table or self.plan.name
+        return self.table_store.open_writer(self.run_id, self.plan.name, table_name, schema)
 
     def table(self, name: str) -> TableHandle:
         """An upstream table this step reads, by its outputTable name."""
