@@ -109,14 +109,23 @@ class AppDatabaseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, app_id: str, *, write: bool = False) -> Iterator[Connection]:
-        """A connection to the app's database, closed (and its engine disposed) on exit."""
+        """A connection to the app's database, closed (and its engine disposed) on exit.
+
+        Operational errors (cannot connect, database locked, connection lost) propagate as
+        SQLAlchemy / psycopg `OperationalError`s, which the steps turn into retries; every
+        other problem is an `AppDatabaseError`.
+        """
         url = self.url_for(app_id)
         engine = _create_engine(url, write=write)
         try:
             try:
                 conn = engine.connect()
+            except sa.exc.OperationalError as exc:
+                # Kept as it is, so that the step retries it (a server restarting, a locked
+                # file); the note names the database without its password.
+                exc.add_note(f"while connecting to {self.describe(app_id)}")
+                raise
             except sa.exc.DBAPIError as exc:
-                # `from None`: the driver's exception may carry connection details.
                 raise AppDatabaseError(
                     f"cannot connect to {self.describe(app_id)}: {first_line(exc)}"
                 ) from None

@@ -137,6 +137,8 @@ def persist_batches(
             writer = _Writer(conn, info, request, columns)
             written = writer.write(batches) if first is not None else 0
             _record_marker(conn, lineage, step, written)
+    except (sa.exc.OperationalError, psycopg.OperationalError):
+        raise  # transient (lock, lost connection, deadlock): the step retries the whole write
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
         raise AppDatabaseError(
             f"persist to {request.table!r} in {where} failed, nothing was written: "

@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from resources.app_database import (
     AppDatabaseError,
@@ -96,10 +99,16 @@ def test_errors_never_show_the_password(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("APP_DB_URL", "postgresql://bob:s3cret-pw@127.0.0.1:1/{app_id}")
     db = AppDatabaseResource()
     assert "s3cret" not in db.describe(APP) and "***" in db.describe(APP)
-    with pytest.raises(AppDatabaseError) as caught:
+    # A refused connection stays an OperationalError (the step retries those), with a note.
+    with pytest.raises(sa.exc.OperationalError) as caught:
         db.table_columns(APP, "products")
-    assert "cannot connect" in str(caught.value)
-    assert "s3cret" not in str(caught.value) and "bob:***@127.0.0.1:1/shop" in str(caught.value)
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "s3cret" not in shown
+    assert "while connecting to app 'shop' (postgresql://bob:***@127.0.0.1:1/shop)" in shown
+    monkeypatch.setenv("APP_DB_URL__BAD", "::pw-in-garbage::")
+    with pytest.raises(AppDatabaseError, match="not a database URL") as bad:
+        db.table_columns("bad", "t")
+    assert "pw-in-garbage" not in str(bad.value)
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -135,6 +144,20 @@ def test_read_streams_batches_with_filter_and_columns(
     assert by_qty.to_pylist() == [
         {"sku": "s07", "name": "n7", "qty": 7, "price": decimal.Decimal("7.50"), "org": "x"}
     ]
+
+
+@pytest.mark.postgres
+def test_postgres_reads_through_a_server_side_cursor(
+    pg_app_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_DB_URL", pg_app_url)
+    fill = "INSERT INTO events SELECT g, 'a', 'x' FROM generate_series(1, 50) g"
+    execute(pg_app_url, EVENTS, fill)
+    batches = AppDatabaseResource().read_batches(APP, "events", batch_size=20)
+    assert next(batches).num_rows == 20
+    activity = "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD%'"
+    assert len(rows(pg_app_url, activity)) == 1  # the rest waits on the server
+    assert [b.num_rows for b in batches] == [20, 10]
 
 
 def test_read_of_no_rows_gives_one_empty_batch_and_null_filter(
@@ -289,6 +312,19 @@ def test_same_lineage_and_step_write_once(app_url: str, db: AppDatabaseResource)
     assert rows(app_url, "SELECT count(*) FROM events") == [(2,)]
     markers = "SELECT lineage, step, rows_written FROM _workflow_persist_markers ORDER BY step"
     assert rows(app_url, markers) == [("run-1", "append", 1), ("run-1", "append_2", 1)]
+
+
+def test_concurrent_writers_of_one_step_write_once(app_url: str, db: AppDatabaseResource) -> None:
+    request = PersistRequest("events", "append")
+    source = batch([{"id": i, "org": "a", "note": "x"} for i in range(100)])
+
+    def write(_: int) -> PersistResult:
+        return db.persist(APP, request, [source], lineage="run-1", step="append")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(write, range(3)))
+    assert sorted(r.already_done for r in results) == [False, True, True]
+    assert rows(app_url, "SELECT count(*) FROM events") == [(100,)]
 
 
 def test_upsert_key_without_unique_constraint_fails_before_writing(
