@@ -11,7 +11,7 @@ Layout: `services/<name>.json`, `apps/<app_id>/workflows/<stem>.json`,
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,9 @@ def load_definitions(defs_dir: Path) -> LoadResult:
         return result
     broken_services = _load_services(root, result)
     with SqlBinder() as binder:
+        loading = _Loading(root, result, broken_services, binder)
         for app_dir in sorted(p for p in (root / "apps").glob("*") if p.is_dir()):
-            _load_app(root, app_dir, result, broken_services, binder)
+            _load_app(loading, app_dir)
     _check_unique_job_names(result)
     _check_unique_schedule_names(result)
     return result
@@ -123,63 +124,66 @@ def _load_services(root: Path, result: LoadResult) -> dict[str, str]:
 # ---------------------------------------------------------------------------- apps
 
 
-def _load_app(
-    root: Path,
-    app_dir: Path,
-    result: LoadResult,
-    broken_services: dict[str, str],
-    binder: SqlBinder,
-) -> None:
-    app_id = app_dir.name
-    folder = _rel(root, app_dir)
+@dataclass
+class _Loading:
+    """What every file of one load shares."""
+
+    root: Path
+    result: LoadResult
+    broken_services: dict[str, str]
+    binder: SqlBinder
+
+    def rel(self, path: Path) -> str:
+        return _rel(self.root, path)
+
+
+def _load_app(loading: _Loading, app_dir: Path) -> None:
+    app_id, folder = app_dir.name, loading.rel(app_dir)
     app_problem = None
     if not APP_ID_PATTERN.match(app_id):
         app_problem = Problem(
             folder, "", f"invalid app id '{app_id}' (the folder name)", APP_ID_EXPECTED
         )
-        result.problems.append(app_problem)
+        loading.result.problems.append(app_problem)
     app = AppWorkflows(app_id=app_id, folder=folder, valid={})
     valid: dict[str, WorkflowPlan] = {}
     for path in sorted((app_dir / "workflows").glob("*.json")):
-        file = _rel(root, path)
-        loaded = _load_workflow(path, file, app_id, result, broken_services, binder)
+        loaded = _load_workflow(loading, path, app_id)
         if isinstance(loaded, WorkflowPlan) and app_problem is None:
             valid[path.stem] = loaded
-        else:
-            problems = loaded.problems if isinstance(loaded, BrokenWorkflow) else []
-            if app_problem is not None:
-                problems = [app_problem, *problems]
-            result.broken.append(
-                BrokenWorkflow(app_id, path.stem, file, job_name(app_id, path.stem), problems)
-            )
-            app.broken.add(path.stem)
-    result.workflows += valid.values()
+            continue
+        problems = loaded.problems if isinstance(loaded, BrokenWorkflow) else []
+        if app_problem is not None:
+            problems = [app_problem, *problems]
+        loading.result.broken.append(
+            BrokenWorkflow(app_id, path.stem, loaded.file, loaded.job_name, problems)
+        )
+        app.broken.add(path.stem)
+    loading.result.workflows += valid.values()
     app.valid = valid
-    schedules_path = app_dir / "schedules.json"
-    if schedules_path.is_file() and app_problem is None:
-        file = _rel(root, schedules_path)
-        raw, problem = read_json(schedules_path, file)
-        if problem is not None:
-            result.problems.append(problem)
-            return
-        plans, problems = check_schedules(raw, file, app)
-        result.schedules += plans
-        result.problems += problems
+    if app_problem is None:
+        _load_schedules(loading, app_dir / "schedules.json", app)
 
 
-def _load_workflow(
-    path: Path,
-    file: str,
-    app_id: str,
-    result: LoadResult,
-    broken_services: dict[str, str],
-    binder: SqlBinder,
-) -> WorkflowPlan | BrokenWorkflow:
-    """One workflow file; its problems are also added to `result.problems`."""
-    stem = path.stem
+def _load_schedules(loading: _Loading, path: Path, app: AppWorkflows) -> None:
+    if not path.is_file():
+        return
+    file = loading.rel(path)
     raw, problem = read_json(path, file)
     if problem is not None:
-        result.problems.append(problem)
+        loading.result.problems.append(problem)
+        return
+    plans, problems = check_schedules(raw, file, app)
+    loading.result.schedules += plans
+    loading.result.problems += problems
+
+
+def _load_workflow(loading: _Loading, path: Path, app_id: str) -> WorkflowPlan | BrokenWorkflow:
+    """One workflow file; its problems are also added to `result.problems`."""
+    stem, file = path.stem, loading.rel(path)
+    raw, problem = read_json(path, file)
+    if problem is not None:
+        loading.result.problems.append(problem)
         return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), [problem])
     problems: list[Problem] = []
     spec: WorkflowSpec | None = None
@@ -188,14 +192,16 @@ def _load_workflow(
     except ValidationError as exc:
         problems += validation_problems(exc, raw, WorkflowSpec, file)
     variables = variables_of(raw, spec.variables if spec else _parse_variables(raw))
-    ctx = CheckContext(file, variables, result.services, broken_services, binder)
+    ctx = CheckContext(
+        file, variables, loading.result.services, loading.broken_services, loading.binder
+    )
     check_variables(ctx, list(variables))
     raw_steps = _raw_steps(raw)
     step_specs = list(spec.steps) if spec else [_parse_step(step) for step in raw_steps]
     steps = check_workflow(ctx, raw_steps, step_specs)
     problems += [p for p in ctx.problems if p not in problems]
     problems.sort(key=lambda p: pointer_order(p.pointer))
-    result.problems += problems
+    loading.result.problems += problems
     if problems or spec is None:
         return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems)
     return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps)
