@@ -22,7 +22,11 @@ from translators.cli_run import IDEMPOTENCY_TAG
 def workflows(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "translators", *args],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=dict(os.environ),
     )
 
 
@@ -51,18 +55,25 @@ def test_check_passes_on_the_shipped_definitions() -> None:
 
 
 def test_check_reports_every_problem_with_file_and_pointer(tmp_path: Path) -> None:
-    defs = write_defs(tmp_path / "defs", "app", {
-        "good": {"steps": [{"sql": "SELECT 1 AS x", "outputTable": "t"}]},
-        "bad": {"steps": [
-            {"sql": "DELETE FROM t", "outputTable": "t", "colour": 1},
-            {"sql": "SELECT nope FROM missing", "outputTable": "u"},
-        ]},
-    })
+    defs = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "good": {"steps": [{"sql": "SELECT 1 AS x", "outputTable": "t"}]},
+            "bad": {
+                "steps": [
+                    {"sql": "DELETE FROM t", "outputTable": "t"},
+                    {"sql": "SELECT nope FROM missing", "outputTable": "u"},
+                ]
+            },
+            "typo": {"steps": [{"sql": "SELECT 1 AS x", "outputTable": "t", "colour": 1}]},
+        },
+    )
     (defs / "apps" / "app" / "workflows" / "broken.json").write_text("{not json")
     result = workflows("check", str(defs))
     assert result.returncode == 1
     out = result.stdout
-    assert "apps/app/workflows/bad.json#/steps/0/colour" in out
+    assert "apps/app/workflows/typo.json#/steps/0/colour" in out
     assert "apps/app/workflows/bad.json#/steps/0/sql" in out
     assert "apps/app/workflows/bad.json#/steps/1" in out
     assert "apps/app/workflows/broken.json#" in out
@@ -71,7 +82,7 @@ def test_check_reports_every_problem_with_file_and_pointer(tmp_path: Path) -> No
 
 def test_list_shows_jobs_and_schedules() -> None:
     out = workflows("list", str(REAL_DEFS)).stdout
-    assert "job demo-shop__syncEnrichedOrders" in out
+    assert "job demo_shop__syncEnrichedOrders" in out
     assert "schedule daily-order-sync" in out
     assert "0 8 * * 1 Europe/Berlin" in out
 
@@ -85,25 +96,35 @@ def test_explain_shows_edges_and_skip_rules() -> None:
 
 
 def test_run_executes_the_job_in_the_instance(demo_env: str, tmp_path: Path) -> None:
-    result = workflows("run", "demo-shop/syncEnrichedOrders", "--param", "appId=demo-shop",
-                       cwd=tmp_path)
+    result = workflows(
+        "run", "demo-shop/syncEnrichedOrders", "--param", "appId=demo-shop", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fetch_orders" in result.stdout and "succeeded" in result.stdout
     assert "summary:" in result.stdout and "SUCCESS" in result.stdout
     assert rows(demo_env, "SELECT count(*) FROM orders_enriched")[0][0] > 0
     instance = dg.DagsterInstance.get()
-    runs = instance.get_run_records(
-        filters=dg.RunsFilter(job_name="demo-shop__syncEnrichedOrders")
-    )
+    runs = instance.get_run_records(filters=dg.RunsFilter(job_name="demo_shop__syncEnrichedOrders"))
     assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
 
 
 def test_run_failure_exits_1_with_the_failed_step(tmp_path: Path) -> None:
-    defs = write_defs(tmp_path / "defs", "app", {"fails": {
-        "settings": {"maxParallelSteps": 1},
-        "steps": [
-            {"sql": "SELECT 'x' AS v", "outputTable": "t", "outputSchema": {"v": "INTEGER"}},
-        ]}})
+    defs = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "fails": {
+                "settings": {"maxParallelSteps": 1},
+                "steps": [
+                    {
+                        "sql": "SELECT 'x' AS v",
+                        "outputTable": "t",
+                        "outputSchema": {"v": "INTEGER"},
+                    },
+                ],
+            }
+        },
+    )
     result = workflows("run", "app/fails", "--defs", str(defs), cwd=tmp_path)
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "FAILURE" in result.stdout
@@ -112,13 +133,22 @@ def test_run_failure_exits_1_with_the_failed_step(tmp_path: Path) -> None:
 def test_run_refuses_an_active_idempotency_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    defs = write_defs(tmp_path / "defs", "app", {"one": {
-        "settings": {"maxParallelSteps": 1},
-        "steps": [{"sql": "SELECT 1 AS v", "outputTable": "t"}]}})
+    defs = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "one": {
+                "settings": {"maxParallelSteps": 1},
+                "steps": [{"sql": "SELECT 1 AS v", "outputTable": "t"}],
+            }
+        },
+    )
     monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
     _, definitions = load(defs)
     instance = dg.DagsterInstance.get()
-    instance.create_run_for_job(definitions.get_job_def("app__one"), tags={IDEMPOTENCY_TAG: "k1"})
+    instance.create_run_for_job(
+        definitions.resolve_job_def("app__one"), tags={IDEMPOTENCY_TAG: "k1"}
+    )
     refused = workflows("run", "app/one", "--defs", str(defs), "--idempotency-key", "k1")
     assert refused.returncode == 1
     assert "idempotency key 'k1'" in refused.stderr
@@ -136,6 +166,9 @@ def test_param_values_parse_as_json() -> None:
     from translators.cli_run import parse_params
 
     assert parse_params(["n=3", "flag=true", "name=ops", "list=[1,2]"]) == {
-        "n": 3, "flag": True, "name": "ops", "list": [1, 2]
+        "n": 3,
+        "flag": True,
+        "name": "ops",
+        "list": [1, 2],
     }
     assert json.dumps(parse_params(["empty="])) == '{"empty": ""}'

@@ -24,8 +24,8 @@ from translators.schedules import run_config_for
 # A fixed logical time: `since` (45 days back) is 2026-10-11 whatever today is.
 LOGICAL_TIME = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 SINCE = dt.date(2026, 10, 11)
-SYNC_JOB = "demo-shop__syncEnrichedOrders"
-NOTIFY_JOB = "demo-shop__notifyTopCustomers"
+SYNC_JOB = "demo_shop__syncEnrichedOrders"
+NOTIFY_JOB = "demo_shop__notifyTopCustomers"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -46,7 +46,7 @@ def demo_base_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def run(job_name: str, params: dict | None = None) -> dg.ExecuteInProcessResult:
     _, defs = load(REAL_DEFS)
-    return defs.get_job_def(job_name).execute_in_process(
+    return defs.resolve_job_def(job_name).execute_in_process(
         run_config=run_config_for(params or {}, LOGICAL_TIME, "UTC")
     )
 

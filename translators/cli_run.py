@@ -79,7 +79,7 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     run_config = run_config_for(params, None, "UTC")
     # The console logger would repeat every debug event; progress lines replace it.
     run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
-    job = defs.get_job_def(workflow.job_name)
+    job = defs.resolve_job_def(workflow.job_name)
     if job.partitions_def is not None:
         tags.update(_latest_partition_tags(job))
     progress = ProgressPrinter(instance, tags[INVOCATION_TAG])

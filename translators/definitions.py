@@ -101,7 +101,7 @@ def load() -> tuple[LoadResult, dg.Definitions]:
 
 def job_by_name(name: str) -> dg.JobDefinition:
     """Used by `build_reconstructable_job`: step processes rebuild the same job."""
-    return load()[1].get_job_def(name)
+    return load()[1].resolve_job_def(name)
 
 
 defs = load()[1]

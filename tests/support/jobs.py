@@ -32,7 +32,7 @@ def run_job(
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """Run a translated job in-process, with its params as `workflows run` passes them."""
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
     return job.execute_in_process(
         run_config=run_config_for(params or {}, None, "UTC"),
         instance=instance,
