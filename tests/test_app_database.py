@@ -314,6 +314,17 @@ def test_same_lineage_and_step_write_once(app_url: str, db: AppDatabaseResource)
     assert rows(app_url, markers) == [("run-1", "append", 1), ("run-1", "append_2", 1)]
 
 
+def test_an_empty_source_writes_nothing_but_counts_as_done(
+    app_url: str, db: AppDatabaseResource
+) -> None:
+    execute(app_url, "INSERT INTO events VALUES (1, 'a', 'keep')")
+    request = PersistRequest("events", "replaceAll", match_columns=["org"])
+    first = db.persist(APP, request, [], lineage="r1", step="replace")
+    again = db.persist(APP, request, [], lineage="r1", step="replace")
+    assert (first.rows_written, first.already_done, again.already_done) == (0, False, True)
+    assert rows(app_url, "SELECT id, org, note FROM events") == [(1, "a", "keep")]
+
+
 def test_concurrent_writers_of_one_step_write_once(app_url: str, db: AppDatabaseResource) -> None:
     request = PersistRequest("events", "append")
     source = batch([{"id": i, "org": "a", "note": "x"} for i in range(100)])
