@@ -14,7 +14,7 @@ import pytest
 
 from demo.app_schema import ensure_demo_schema
 from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
-from tests.support.app_tables import rows
+from tests.support.app_tables import execute, rows
 from tests.support.jobs import REAL_DEFS, load, write_defs
 from translators.cli_run import IDEMPOTENCY_TAG
 
@@ -172,3 +172,29 @@ def test_param_values_parse_as_json() -> None:
         "list": [1, 2],
     }
     assert json.dumps(parse_params(["empty="])) == '{"empty": ""}'
+
+
+def test_check_db_passes_when_the_app_tables_match(tmp_path: Path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'ok.sqlite'}"
+    monkeypatch.setenv("APP_DB_URL__DEMO_SHOP", url)
+    ensure_demo_schema(url)
+    result = workflows("check", str(REAL_DEFS), "--db")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_db_reports_missing_tables_and_keys(tmp_path: Path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'bad.sqlite'}"
+    monkeypatch.setenv("APP_DB_URL__DEMO_SHOP", url)
+    execute(
+        url,
+        "CREATE TABLE revenue_by_tier (tier TEXT, period_start DATE, "
+        "order_count INTEGER, revenue_cents INTEGER, updated_at TEXT, note TEXT NOT NULL)",
+    )
+    result = workflows("check", str(REAL_DEFS), "--db")
+    assert result.returncode == 1
+    out = result.stdout
+    sync = "apps/demo-shop/workflows/syncEnrichedOrders.json"
+    assert f"{sync}#/steps/4/persistToDatabase/tableName" in out and "orders_enriched" in out
+    assert f"{sync}#/steps/6/persistToDatabase/fieldMapping" in out and "'note'" in out
+    notify = "apps/demo-shop/workflows/notifyTopCustomers.json"
+    assert f"{notify}#/steps/0/importFromDatabase/tableName" in out
