@@ -15,6 +15,7 @@ import datetime as dt
 import decimal
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +71,23 @@ def did_you_mean(name: str, options: Iterable[str]) -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """The driver's own message, without SQLAlchemy's SQL/parameter echo."""
+    """The driver's own message, without SQLAlchemy's SQL/parameter echo.
+
+    From PostgreSQL it adds the key of a unique violation and the column a COPY value was
+    meant for (but not "Failing row contains (...)", which would echo the whole row).
+    """
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__
+    line = text.splitlines()[0] if text else type(orig).__name__
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        detail = diag.message_detail or ""
+        if detail.startswith("Key ("):
+            line += f" ({detail.rstrip('.')})"
+        copied = re.search(r", column (\w+): ", diag.context or "")
+        if copied:
+            line += f" (column {copied.group(1)})"
+    return line
 
 
 def inspect_table(conn: Connection, table: str, where: str) -> TableInfo:

@@ -155,7 +155,13 @@ def _is_root() -> bool:
 
 def _chown_to_server_user(path: Path) -> None:
     if _is_root():
-        user = pwd.getpwnam("postgres")
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            raise RuntimeError(
+                "no 'postgres' user to run the test server as (root may not run it): "
+                "install PostgreSQL with scripts/ensure-postgres"
+            ) from None
         os.chown(path, user.pw_uid, user.pw_gid)
 
 
