@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from translators.loader import LoadResult, load_definitions
 
 from translators.definitions import build_definitions
+from translators.loader import LoadResult, load_definitions
 from translators.schedules import run_config_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
