@@ -2,7 +2,8 @@
 
 `workflow_defs/apps/demo-shop/workflows/syncEnrichedOrders.json` upserts into
 `orders_enriched` (key `order_id`) and replaces rows of `revenue_by_tier` (by `tier`);
-`notifyTopCustomers.json` reads `orders_enriched`. Both persist modes need the tables, and
+`notifyTopCustomers.json` reads `orders_enriched`; `customerOrderHistory.json` upserts into
+`customer_order_history` (key `customer_id`). Both persist modes need the tables, and
 upsert needs the primary key, before the workflow runs: `ensure_demo_schema` makes them.
 
 Run `python -m demo.app_schema` (the app's URL from `AppDatabaseResource`) or
@@ -56,6 +57,21 @@ revenue_by_tier = Table(
     Column("order_count", Integer, nullable=False),
     Column("revenue_cents", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True)),
+)
+
+customer_order_history = Table(
+    "customer_order_history",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("customer_name", String(200)),
+    Column("tier", String(16)),
+    Column("order_count", Integer, nullable=False),
+    Column("paid_order_count", Integer, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("revenue_cents", BigInteger, nullable=False),
+    Column("first_order_at", DateTime(timezone=True)),
+    Column("last_order_at", DateTime(timezone=True)),
+    Column("synced_at", DateTime(timezone=True)),
 )
 
 

@@ -10,6 +10,10 @@ Routes (prefix = the service's `baseUrl` path in `workflow_defs/services/`):
 - `GET /crm/customers?page=1&per_page=25`, `GET /crm/customers/{id}`: `X-Api-Key` auth.
 - `POST /chat/messages` `{channel, text}`, `GET /chat/messages`: no auth.
 - `GET /health`.
+- One route per remaining pagination style, in `demo.paging_routes`: offset
+  (`/shop/products`), `Link` header (`/shop/reviews`), a next URL in the body
+  (`/crm/notes`), and a per-item cursor (`/shop/customers/{customerId}/orders`); plus
+  `GET /chat/channels/{channel}/messages`.
 
 Run it with `python -m demo.server --port 8765` or use `running_demo_server()` in tests.
 """
@@ -17,12 +21,10 @@ Run it with `python -m demo.server --port 8765` or use `running_demo_server()` i
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +33,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from demo.common import ApiError
+from demo.common import decode_cursor as _decode_cursor
+from demo.common import encode_cursor as _encode_cursor
+from demo.common import int_param as _int_param
+from demo.common import stable_int as _stable_int
+from demo.paging_routes import PagingRoutes, make_notes, make_products, make_reviews
 
 DATA_END_DATE = date(2026, 11, 1)
 """Every order is created before midnight UTC starting this day."""
@@ -52,12 +61,6 @@ _LAST_NAMES = ["Schmidt", "Meyer", "Weber", "Fischer", "Wagner", "Becker", "Hoff
 _COUNTRIES = ["DE", "FR", "NL", "AT", "ES", "IT", "PL", "SE"]
 _TIERS = ["gold", "silver", "silver", "bronze", "bronze"]  # by customer number modulo 5
 _STATUSES = ["paid"] * 6 + ["shipped"] * 2 + ["pending", "refunded"]
-
-
-def _stable_int(salt: str, number: int) -> int:
-    """A pseudo-random but fixed non-negative integer for (salt, number)."""
-    digest = hashlib.sha256(f"{salt}:{number}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def make_customers() -> list[dict[str, Any]]:
@@ -133,49 +136,17 @@ class DemoState:
     orders: list[dict[str, Any]] = field(default_factory=list)
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.orders = make_orders(self.end_date)
         self.customers = {customer["id"]: customer for customer in make_customers()}
-
-
-class ApiError(Exception):
-    """Ends a request with a JSON error body."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def _int_param(
-    query: dict[str, list[str]], name: str, default: int, limits: tuple[int, int]
-) -> int:
-    raw = query.get(name, [str(default)])[-1]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
-    if not limits[0] <= value <= limits[1]:
-        raise ApiError(400, f"query parameter {name!r} must be in {limits[0]}..{limits[1]}")
-    return value
-
-
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"orders:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, offset = text.split(":")
-        if prefix == "orders" and offset.isdigit():
-            return int(offset)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise ApiError(400, f"invalid cursor {cursor!r}")
+        self.products = make_products()
+        self.reviews = make_reviews(self.end_date)
+        self.notes = make_notes(self.end_date)
 
 
 def _require_secret(given: str | None, expected: str, challenge: str | None) -> None:
@@ -184,8 +155,19 @@ def _require_secret(given: str | None, expected: str, challenge: str | None) -> 
         raise ApiError(401, "unauthorized", headers)
 
 
-class DemoRequestHandler(BaseHTTPRequestHandler):
-    """Routes requests to the shop, CRM, chat and health handlers."""
+Handler = Callable[[str, dict[str, list[str]]], tuple[Any, ...]]
+# Routes with one path parameter: the pattern, and the name of the handler method.
+_PATTERN_ROUTES = [
+    (re.compile(r"^/shop/customers/[^/]+/orders$"), "_list_customer_orders"),
+    (re.compile(r"^/chat/channels/[^/]+/messages$"), "_list_channel_messages"),
+]
+
+
+class DemoRequestHandler(PagingRoutes, BaseHTTPRequestHandler):
+    """Routes requests to the shop, CRM, chat and health handlers.
+
+    A handler returns `(status, body)` or `(status, body, headers)`.
+    """
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes; avoid a 40 ms stall
@@ -207,34 +189,49 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         try:
             handler = self._route(method, path)
-            status, body = handler(path, query)
-            self._send_json(status, body)
+            status, body, *headers = handler(path, query)
+            self._send_json(status, body, headers[0] if headers else None)
         except ApiError as error:
             self._send_json(error.status, {"error": error.message}, error.headers)
 
-    def _route(
-        self, method: str, path: str
-    ) -> Callable[[str, dict[str, list[str]]], tuple[int, Any]]:
-        routes: dict[tuple[str, str], Callable[[str, dict[str, list[str]]], tuple[int, Any]]] = {
+    def _route(self, method: str, path: str) -> Handler:
+        routes: dict[tuple[str, str], Handler] = {
             ("GET", "/health"): lambda _path, _query: (200, {"status": "ok"}),
             ("GET", "/shop/orders"): self._list_orders,
             ("GET", "/crm/customers"): self._list_customers,
             ("GET", "/chat/messages"): self._list_messages,
             ("POST", "/chat/messages"): self._post_message,
+            ("GET", "/shop/products"): self._list_products,
+            ("GET", "/shop/reviews"): self._list_reviews,
+            ("GET", "/crm/notes"): self._list_notes,
         }
         if (method, path) in routes:
             return routes[method, path]
         if method == "GET" and path.startswith("/crm/customers/"):
             return self._get_customer
+        for pattern, name in _PATTERN_ROUTES:
+            if method == "GET" and pattern.match(path):
+                handler: Handler = getattr(self, name)
+                return handler
         if any(known_path == path for _method, known_path in routes):
             raise ApiError(405, f"method {method} not allowed on {path}")
         raise ApiError(404, f"no route for {method} {path}")
 
-    def _list_orders(self, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-        state = self.server.state
+    def _demo_state(self) -> DemoState:
+        return self.server.state
+
+    def _origin(self) -> str:
+        host = self.headers.get("Host")
+        return f"http://{host}" if host else self.server.base_url
+
+    def _check_shop_token(self) -> None:
         authorization = self.headers.get("Authorization", "")
         token = authorization[7:] if authorization.startswith("Bearer ") else None
-        _require_secret(token, state.shop_token, 'Bearer realm="demo-shop"')
+        _require_secret(token, self.server.state.shop_token, 'Bearer realm="demo-shop"')
+
+    def _list_orders(self, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        self._check_shop_token()
+        state = self.server.state
         orders = state.orders
         if "since" in query:
             try:

@@ -17,6 +17,7 @@ import sqlalchemy
 from pydantic import BaseModel
 
 from demo.app_schema import DemoSchemaError, ensure_demo_schema, ensure_demo_schema_for_app
+from demo.paging_routes import NOTE_COUNT, PRODUCT_COUNT, REVIEW_COUNT
 from demo.server import (
     CUSTOMER_COUNT,
     ORDER_COUNT,
@@ -261,13 +262,201 @@ def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
     assert client.post("/shop/orders", json={}).status_code == 405
 
 
+# --- the routes of the other pagination styles (demo/paging_routes.py) ---
+
+
+def fetch_product_pages(http: httpx.Client, limit: int) -> list[list[dict[str, Any]]]:
+    """Offsets 0, limit, 2 * limit, ... until a page is empty."""
+    pages = []
+    for offset in range(0, 10_000, limit):
+        query = {"offset": offset, "limit": limit}
+        response = http.get("/shop/products", params=query, headers=SHOP_AUTH)
+        assert response.status_code == 200, response.text
+        assert response.json()["offset"] == offset
+        pages.append(response.json()["products"])
+        if not pages[-1]:
+            return pages
+    raise AssertionError("offset pagination does not end")
+
+
+def fetch_review_pages(http: httpx.Client, **params: Any) -> list[list[dict[str, Any]]]:
+    """Follows `Link: <...>; rel="next"` until there is none."""
+    pages: list[list[dict[str, Any]]] = []
+    response = http.get("/shop/reviews", params=params, headers=SHOP_AUTH)
+    while True:
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        next_url = response.links.get("next", {}).get("url")
+        if next_url is None:
+            return pages
+        assert next_url.startswith(str(http.base_url).rstrip("/") + "/shop/reviews?")
+        assert len(pages) < 100, "link pagination does not end"
+        response = http.get(next_url, headers=SHOP_AUTH)
+
+
+def fetch_note_pages(http: httpx.Client, **params: Any) -> list[list[dict[str, Any]]]:
+    """Follows the body's `next` URL until it is null."""
+    pages = []
+    response = http.get("/crm/notes", params=params, headers=CRM_AUTH)
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body["notes"])
+        if body["next"] is None:
+            return pages
+        assert body["next"].startswith(str(http.base_url).rstrip("/") + "/crm/notes?")
+        assert len(pages) < 100, "next-url pagination does not end"
+        response = http.get(body["next"], headers=CRM_AUTH)
+
+
+def fetch_customer_order_pages(http: httpx.Client, customer_id: str, **params: Any) -> list[dict]:
+    """Follows `meta.nextCursor` until it is null; returns every page body."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        url = f"/shop/customers/{customer_id}/orders"
+        response = http.get(url, params=query, headers=SHOP_AUTH)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        cursor = pages[-1]["meta"]["nextCursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "cursor pagination does not end"
+
+
+def test_products_offset_pages_then_empty_page(client: httpx.Client) -> None:
+    pages = fetch_product_pages(client, limit=8)
+
+    assert [len(page) for page in pages] == [8, 8, 4, 0]
+    products = [product for page in pages for product in page]
+    assert [p["sku"] for p in products] == [f"sku_{n:03d}" for n in range(1, PRODUCT_COUNT + 1)]
+    assert set(products[0]) == {"sku", "name", "category", "priceCents", "stock", "active"}
+    assert products[0]["name"] == "Classic Mug" and products[10]["name"] == "Deluxe Mug"
+    assert [p["sku"] for p in products if not p["active"]] == ["sku_007", "sku_014"]
+    assert sum(p["priceCents"] for p in products) == 88_780
+    skus = {item["sku"] for order in make_orders() for item in order["items"]}
+    assert skus <= {p["sku"] for p in products}, "every ordered SKU is a product"
+
+
+def test_reviews_follow_the_link_header(client: httpx.Client) -> None:
+    pages = fetch_review_pages(client, per_page=25)
+
+    assert [len(page) for page in pages] == [25, 25, 10]
+    reviews = [review for page in pages for review in page]
+    assert [r["reviewId"] for r in reviews] == [f"rev_{n:03d}" for n in range(1, REVIEW_COUNT + 1)]
+    ratings = [r["rating"] for r in reviews]
+    assert {n: ratings.count(n) for n in range(1, 6)} == {1: 12, 2: 14, 3: 10, 4: 13, 5: 11}
+    assert reviews[0]["createdAt"] == "2026-09-02T12:00:00Z"
+
+
+def test_review_links_name_first_prev_next_last(client: httpx.Client) -> None:
+    first = client.get("/shop/reviews", headers=SHOP_AUTH)
+    assert set(first.links) == {"first", "next", "last"}
+    assert first.links["next"]["url"].endswith("/shop/reviews?page=2&per_page=20")
+    last = client.get("/shop/reviews", params={"page": 3}, headers=SHOP_AUTH)
+    assert set(last.links) == {"first", "prev", "last"}
+    beyond = client.get("/shop/reviews", params={"page": 9}, headers=SHOP_AUTH)
+    assert beyond.json() == [] and "next" not in beyond.links
+
+
+def test_notes_follow_the_next_url_in_the_body(client: httpx.Client) -> None:
+    pages = fetch_note_pages(client)
+
+    assert [len(page) for page in pages] == [20, 20, 5]
+    notes = [note for page in pages for note in page]
+    assert [n["noteId"] for n in notes] == [f"note_{n:03d}" for n in range(1, NOTE_COUNT + 1)]
+    assert set(notes[0]) == {"noteId", "customerId", "author", "channel", "text", "createdAt"}
+    assert [len(page) for page in fetch_note_pages(client, limit=15)] == [15, 15, 15]
+
+
+def test_notes_unknown_after_is_400(client: httpx.Client) -> None:
+    response = client.get("/crm/notes", params={"after": "note_999"}, headers=CRM_AUTH)
+    assert response.status_code == 400
+    assert "note_999" in response.json()["error"]
+
+
+def test_customer_orders_cursor_pages_cover_every_order_once(client: httpx.Client) -> None:
+    by_customer: dict[str, list[str]] = {}
+    for order in make_orders():
+        by_customer.setdefault(order["customerId"], []).append(order["orderId"])
+    seen = []
+    for number in range(1, CUSTOMER_COUNT + 1):
+        customer_id = f"cus_{number:03d}"
+        pages = fetch_customer_order_pages(client, customer_id, limit=3)
+        ids = [order["orderId"] for page in pages for order in page["data"]]
+        assert ids == by_customer[customer_id]
+        assert {page["meta"]["total"] for page in pages} == {len(ids)}
+        assert len(pages) == max(1, -(-len(ids) // 3))
+        seen += ids
+    assert sorted(seen) == [f"ord_{n:04d}" for n in range(1, ORDER_COUNT + 1)]
+    assert len(by_customer["cus_001"]) == 7
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/shop/customers/cus_999/orders", {}, 404),
+        ("/shop/customers/cus_001/orders", {"cursor": "???"}, 400),
+        ("/shop/customers/cus_001/orders", {"limit": 0}, 400),
+        ("/shop/products", {"limit": 51}, 400),
+        ("/shop/products", {"offset": -1}, 400),
+        ("/shop/reviews", {"page": 0}, 400),
+    ],
+)
+def test_paging_routes_refuse_bad_requests(
+    client: httpx.Client, path: str, params: dict, status: int
+) -> None:
+    response = client.get(path, params=params, headers=SHOP_AUTH)
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_a_cursor_belongs_to_its_customer(client: httpx.Client) -> None:
+    page = client.get("/shop/customers/cus_001/orders", params={"limit": 1}, headers=SHOP_AUTH)
+    cursor = page.json()["meta"]["nextCursor"]
+    other = client.get(
+        "/shop/customers/cus_004/orders", params={"cursor": cursor}, headers=SHOP_AUTH
+    )
+    assert other.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path", ["/shop/products", "/shop/reviews", "/shop/customers/cus_001/orders", "/crm/notes"]
+)
+def test_paging_routes_need_their_secret(client: httpx.Client, path: str) -> None:
+    assert client.get(path).status_code == 401
+    wrong = CRM_AUTH if path.startswith("/shop") else SHOP_AUTH
+    assert client.get(path, headers=wrong).status_code == 401
+
+
+def test_channel_messages_are_filtered(client: httpx.Client) -> None:
+    client.post("/chat/messages", json={"channel": "ops", "text": "one"})
+    client.post("/chat/messages", json={"channel": "sales", "text": "two"})
+    client.post("/chat/messages", json={"channel": "ops", "text": "three"})
+
+    ops = client.get("/chat/channels/ops/messages").json()["messages"]
+    assert [m["text"] for m in ops] == ["one", "three"]
+    assert client.get("/chat/channels/nobody/messages").json() == {"messages": []}
+
+
 def snapshot(base_url: str) -> dict[str, Any]:
-    """Every order and customer a server serves."""
+    """Every order, customer, product, review and note a server serves."""
     with httpx.Client(base_url=base_url, timeout=10) as http:
         orders = all_orders(fetch_order_pages(http, limit=100))
         customers = fetch_customer_pages(http)
         one = http.get("/crm/customers/cus_040", headers=CRM_AUTH).json()
-    return {"orders": orders, "customers": customers, "one": one}
+        products = http.get("/shop/products", params={"limit": 50}, headers=SHOP_AUTH).json()
+        reviews = [r for page in fetch_review_pages(http) for r in page]
+        notes = [n for page in fetch_note_pages(http) for n in page]
+    return {
+        "orders": orders,
+        "customers": customers,
+        "one": one,
+        "products": products,
+        "reviews": reviews,
+        "notes": notes,
+    }
 
 
 def test_two_starts_serve_identical_data() -> None:
@@ -321,9 +510,17 @@ def primary_keys(url: str) -> dict[str, list[str]]:
 def test_demo_schema_is_created_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/nested/demo.db"
 
-    assert ensure_demo_schema(url) == ["orders_enriched", "revenue_by_tier"]
+    assert ensure_demo_schema(url) == [
+        "customer_order_history",
+        "orders_enriched",
+        "revenue_by_tier",
+    ]
     assert ensure_demo_schema(url) == []
-    assert primary_keys(url) == {"orders_enriched": ["order_id"], "revenue_by_tier": ["tier"]}
+    assert primary_keys(url) == {
+        "customer_order_history": ["customer_id"],
+        "orders_enriched": ["order_id"],
+        "revenue_by_tier": ["tier"],
+    }
 
 
 def test_demo_schema_refuses_a_table_with_another_key(tmp_path: Path) -> None:
@@ -348,6 +545,7 @@ def test_demo_schema_for_app_uses_the_app_database_url(
     ensure_demo_schema_for_app("demo-shop")
 
     assert set(primary_keys(f"sqlite:///{tmp_path}/demo-shop.db")) == {
+        "customer_order_history",
         "orders_enriched",
         "revenue_by_tier",
     }
@@ -364,6 +562,7 @@ DEFS = Path(__file__).resolve().parents[1] / "workflow_defs"
         ("services/chat.json", ServiceSpec),
         ("apps/demo-shop/workflows/syncEnrichedOrders.json", WorkflowSpec),
         ("apps/demo-shop/workflows/notifyTopCustomers.json", WorkflowSpec),
+        ("apps/demo-shop/workflows/customerOrderHistory.json", WorkflowSpec),
         ("apps/demo-shop/schedules.json", SchedulesFileSpec),
     ],
 )
@@ -373,9 +572,9 @@ def test_demo_definitions_parse(relative_path: str, model: type[BaseModel]) -> N
 
 def test_catalog_paths_match_the_server_routes() -> None:
     routes = {
-        "shop": {"/orders"},
-        "crm": {"/customers", "/customers/{customerId}"},
-        "chat": {"/messages"},
+        "shop": {"/orders", "/products", "/reviews", "/customers/{customerId}/orders"},
+        "crm": {"/customers", "/customers/{customerId}", "/notes"},
+        "chat": {"/messages", "/channels/{channel}/messages"},
     }
     for name, paths in routes.items():
         service = ServiceSpec.model_validate(
