@@ -91,9 +91,14 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
     return dg.Definitions(jobs=list(jobs.values()), schedules=schedules, resources=resources)
 
 
-@cache
 def load() -> tuple[LoadResult, dg.Definitions]:
-    loaded = load_definitions(defs_dir())
+    """The definitions of `defs_dir()`, built once per folder and process."""
+    return _load_from(defs_dir())
+
+
+@cache
+def _load_from(folder: Path) -> tuple[LoadResult, dg.Definitions]:
+    loaded = load_definitions(folder)
     for problem in loaded.problems:
         log.error("workflow definition problem: %s", problem)
     return loaded, build_definitions(loaded)
