@@ -130,6 +130,16 @@ WORKFLOWS = {
             persist("after", "waited", {"id": "id", "at": "at"}),
         ],
     },
+    "waitAfterBranch": {
+        "variables": APP_ID_VAR,
+        "steps": [
+            {"sql": "SELECT 1 AS id, now() AS at", "outputTable": "first"},
+            {"id": "never", "branch": {"condition": False}},
+            {"id": "skipped", "dependsOn": ["never"], **persist("first", "waited", {"id": "id"})},
+            {"wait": {"duration": "1s"}},
+            persist("first", "waited", {"id": "id", "at": "at"}),
+        ],
+    },
 }
 
 TABLES = [
@@ -195,3 +205,11 @@ def test_wait_sleeps_between_steps(kinds, app_db_url: str) -> None:
     assert run_job(kinds, f"{APP}__waitFor").success
     assert time.monotonic() - started >= 1.0
     assert rows(app_db_url, "SELECT id FROM waited ORDER BY id") == [(1,), (2,)]
+
+
+def test_a_wait_after_a_false_branch_still_runs_what_follows(kinds, app_db_url: str) -> None:
+    result = run_job(kinds, f"{APP}__waitAfterBranch")
+    assert result.success
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert skipped == {"skipped"}
+    assert rows(app_db_url, "SELECT id FROM waited") == [(1,)]

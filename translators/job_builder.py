@@ -11,11 +11,13 @@ import dagster as dg
 from resources.table_store import TableHandle
 from translators.errors import DefinitionError
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
+from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
 from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
 from translators.variables import iso_utc, resolve_variables
 
-VARIABLES_OP = "resolve_variables"
+VARIABLES_OP = VARIABLES_STEP_NAME
+AFTER_INPUT = AFTER_INPUT_NAME
 TABLE_STORE_KEY = "table_store"
 APP_DB_KEY = "app_db"
 
@@ -35,10 +37,15 @@ def build_job(
     """The job for one workflow. Resources come from the enclosing `Definitions`."""
     catalog = dict(services)
     step_ops = {step.name: _step_op(workflow, step, catalog) for step in workflow.steps}
-    dependencies: dict[Any, dict[str, dg.DependencyDefinition]] = {}
+    dependencies: dict[Any, dict[str, Any]] = {}
     for step in workflow.steps:
-        inputs = {VARIABLES_OP: dg.DependencyDefinition(VARIABLES_OP, "result")}
-        inputs |= {up: dg.DependencyDefinition(up, "result") for up in step.depends_on}
+        direct, ordering = split_dependencies(workflow, step)
+        inputs: dict[str, Any] = {VARIABLES_OP: dg.DependencyDefinition(VARIABLES_OP, "result")}
+        inputs |= {up: dg.DependencyDefinition(up, "result") for up in direct}
+        if ordering:
+            inputs[AFTER_INPUT] = dg.MultiDependencyDefinition(
+                [dg.DependencyDefinition(up, "result") for up in ordering]
+            )
         dependencies[dg.NodeInvocation(step_ops[step.name].name, alias=step.name)] = inputs
     variables_op = _variables_op(workflow)
     dependencies[dg.NodeInvocation(variables_op.name, alias=VARIABLES_OP)] = {}
@@ -55,6 +62,22 @@ def build_job(
         # Prefills the launchpad; backfills of a partitioned job use it as their config.
         config=default_run_config,
     )
+
+
+def split_dependencies(workflow: WorkflowPlan, step: StepPlan) -> tuple[list[str], list[str]]:
+    """A step's upstream steps: those it needs, and those a wait only comes after.
+
+    A wait depends on every earlier step (SPEC 3.6) only to come after them. Those edges
+    are one fan-in input, which Dagster skips only when *all* its sources are skipped, so
+    a false branch before a wait does not skip everything after the wait. What the wait
+    names in `dependsOn` stays a real dependency.
+    """
+    if step.kind != "waitFor":
+        return list(step.depends_on), []
+    named = set(step.spec.depends_on)
+    tables = {other.name: other.output_table for other in workflow.steps}
+    direct = [up for up in step.depends_on if up in named or tables.get(up) in named]
+    return direct, [up for up in step.depends_on if up not in direct]
 
 
 def executor_for(settings: SettingsSpec) -> dg.ExecutorDefinition:
@@ -199,7 +222,7 @@ def _step_op(
     return dg.OpDefinition(
         name=f"{workflow.job_name}__{step.name}",
         compute_fn=compute,
-        ins={VARIABLES_OP: dg.In(dict), **{up: dg.In(dg.Any) for up in step.depends_on}},
+        ins=_inputs(workflow, step),
         outs={"result": dg.Out(dg.Any, is_required=not is_branch)},
         required_resource_keys=resource_keys,
         tags={
@@ -209,6 +232,14 @@ def _step_op(
         },
         description=f"{step.kind} step at {workflow.file}#{step.pointer}",
     )
+
+
+def _inputs(workflow: WorkflowPlan, step: StepPlan) -> dict[str, dg.In]:
+    direct, ordering = split_dependencies(workflow, step)
+    ins = {VARIABLES_OP: dg.In(dict), **{up: dg.In(dg.Any) for up in direct}}
+    if ordering:
+        ins[AFTER_INPUT] = dg.In(dg.Nothing)
+    return ins
 
 
 def _output_metadata(result: StepResult) -> dict[str, Any]:

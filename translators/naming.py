@@ -22,8 +22,11 @@ _DAGSTER_RESERVED = {
 }  # fmt: skip
 RESERVED_NAMES = frozenset(_DAGSTER_RESERVED | set(keyword.kwlist))
 
-# The op that resolves a run's variables; no step may take its name.
+# The op that resolves a run's variables, and the fan-in input through which a wait comes
+# after the earlier steps: no step may take these names (ops and inputs are named by steps).
 VARIABLES_STEP_NAME = "resolve_variables"
+AFTER_INPUT_NAME = "after_earlier_steps"
+TRANSLATOR_NAMES = frozenset({VARIABLES_STEP_NAME, AFTER_INPUT_NAME})
 
 
 def dagster_name(text: str) -> str:
@@ -90,10 +93,10 @@ def step_names(sources: Sequence[NameSource]) -> tuple[list[str], list[NameClash
 
 def _clash(name: str, source: NameSource, other: NameSource | None) -> NameClash | None:
     written = source.explicit or ""
-    if name == VARIABLES_STEP_NAME:
+    if name in TRANSLATOR_NAMES:
         return NameClash(
             source.explicit_pointer,
-            f"the step name '{written}' is reserved for the op that resolves variables",
+            f"the step name '{written}' is reserved by the translator",
             "another id",
         )
     if other is None:
@@ -111,6 +114,6 @@ def _unique(stem: str, taken: Mapping[str, object], counts: dict[str, int]) -> s
     while True:
         count += 1
         name = stem if count == 1 else f"{stem}_{count}"
-        if name not in taken and name != VARIABLES_STEP_NAME:
+        if name not in taken and name not in TRANSLATOR_NAMES:
             counts[stem] = count
             return name
