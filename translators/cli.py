@@ -10,8 +10,6 @@ from pathlib import Path
 
 from translators.cli_output import explain_lines, list_lines, schema_lines
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -65,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load():
-    from translators.definitions import defs_dir
     from translators.loader import load_definitions
+    from translators.location import defs_dir
 
     return load_definitions(defs_dir())
 

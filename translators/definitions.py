@@ -7,7 +7,6 @@ network and no app database.
 from __future__ import annotations
 
 import logging
-import os
 from functools import cache
 from pathlib import Path
 
@@ -24,17 +23,11 @@ from translators.job_builder import (
     service_resource_key,
 )
 from translators.loader import LoadResult, SchedulePlan, load_definitions
+from translators.location import defs_dir
 from translators.schedules import build_schedule, partitions_for, run_config_for
 from translators.spec import ServiceSpec
 
 log = logging.getLogger("workflows")
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def defs_dir() -> Path:
-    """`$WORKFLOW_DEFS_DIR`, else `workflow_defs/` beside this package."""
-    return Path(os.environ.get("WORKFLOW_DEFS_DIR") or PROJECT_ROOT / "workflow_defs").resolve()
 
 
 def service_resource(spec: ServiceSpec) -> ServiceResource:
