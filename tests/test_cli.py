@@ -16,7 +16,7 @@ from demo.app_schema import ensure_demo_schema
 from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
 from tests.support.app_tables import execute, rows
 from tests.support.jobs import REAL_DEFS, load, write_defs
-from translators.cli_run import IDEMPOTENCY_TAG
+from translators.run_coordinator import IDEMPOTENCY_TAG
 
 
 def workflows(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

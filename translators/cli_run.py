@@ -14,16 +14,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from translators.run_coordinator import IDEMPOTENCY_TAG, active_run_with_key
 from translators.variables import parse_param_value
 
-IDEMPOTENCY_TAG = "workflow/idempotency_key"
 INVOCATION_TAG = "workflow/cli_invocation"
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 _STEP_EVENTS = {
     "STEP_START": "started",
     "STEP_SUCCESS": "succeeded",
@@ -67,7 +61,8 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     if workflow is None:
         return _unknown_workflow(ref, loaded)
     instance = dg.DagsterInstance.get()
-    if idempotency_key and _active_run_with_key(instance, idempotency_key):
+    # `execute_job` runs here, not through the run queue, so the CLI checks the key itself.
+    if idempotency_key and active_run_with_key(instance, idempotency_key):
         print(
             f"refused: a run with idempotency key '{idempotency_key}' is still active",
             file=sys.stderr,
@@ -104,13 +99,6 @@ def _latest_partition_tags(job: dg.JobDefinition) -> dict[str, str]:
     assert partitions_def is not None
     key = partitions_def.get_last_partition_key()
     return {"dagster/partition": key} if key else {}
-
-
-def _active_run_with_key(instance: dg.DagsterInstance, key: str) -> bool:
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(tags={IDEMPOTENCY_TAG: key}, statuses=ACTIVE_STATUSES), limit=1
-    )
-    return bool(records)
 
 
 @dataclass
