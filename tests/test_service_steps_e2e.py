@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from demo.server import running_demo_server
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import load, run_job, write_defs
 
@@ -122,3 +124,37 @@ def test_a_side_effect_call_per_row_without_output_table(
         json.dumps({"n": n, "text": f"hello {u}"}, sort_keys=True)
         for u, n in (("ann", 1), ("bob", 2), ("eve", 3))
     ]
+
+
+def test_pre_execute_makes_a_second_run_create_nothing_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_once = {
+        "id": "announce",
+        "service": "chat",
+        "operation": "postMessage",
+        "params": {"channel": "releases", "text": "v1 is out"},
+        "preExecute": {"service": "chat", "operation": "listMessages", "dataPath": "messages"},
+        "fieldMapping": {"message_id": "id", "text": "text"},
+        "outputTable": "announcement",
+        "outputSchema": {"message_id": "VARCHAR", "text": "VARCHAR"},
+    }
+    root = write_defs(
+        tmp_path / "defs", "app", {"once": {"steps": [create_once]}}, services=("chat",)
+    )
+    _, defs = load(root)
+    with running_demo_server() as base_url:
+        monkeypatch.setenv("SERVICE_CHAT_BASE_URL", f"{base_url}/chat")
+        first = run_job(defs, "app__once")
+        second = run_job(defs, "app__once")
+        messages = httpx.get(f"{base_url}/chat/messages").json()["messages"]
+    assert [m["text"] for m in messages] == ["v1 is out"]
+    for result in (first, second):
+        table = pq.read_table(result.output_for_node("announce").path).to_pylist()
+        assert table == [{"message_id": messages[0]["id"], "text": "v1 is out"}]
+    output = next(
+        e
+        for e in second.all_events
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key == "announce"
+    )
+    assert "main call skipped" in output.step_output_data.metadata["preExecute"].value
