@@ -56,12 +56,24 @@ def demo(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield base_url
 
 
+def docs_tables(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the docs app at `url` and create its tables with the docs' own script."""
+    monkeypatch.setenv("APP_DB_URL", url)
+    setup = runpy.run_path(str(DOCS / "examples" / "setup_tables.py"))
+    setup["ensure_docs_tables"](url)
+    return url
+
+
 @pytest.fixture
 def app_db(sqlite_app_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("APP_DB_URL", sqlite_app_url)
-    setup = runpy.run_path(str(DOCS / "examples" / "setup_tables.py"))
-    setup["ensure_docs_tables"](sqlite_app_url)
-    return sqlite_app_url
+    return docs_tables(sqlite_app_url, monkeypatch)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_app_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database examples run on both kinds of app database."""
+    url = request.getfixturevalue("sqlite_app_url" if request.param == "sqlite" else "pg_app_url")
+    return docs_tables(url, monkeypatch)
 
 
 def run(
@@ -360,12 +372,12 @@ def test_example_runs(stem: str, defs: dg.Definitions, demo: str, app_db: str) -
     DB_FREE[stem](defs, demo)
 
 
-def test_import_example(defs: dg.Definitions, demo: str, app_db: str) -> None:
+def test_import_example(defs: dg.Definitions, demo: str, any_app_db: str) -> None:
     check_import(defs, demo)
 
 
-def test_persist_example(defs: dg.Definitions, demo: str, app_db: str) -> None:
-    check_persist(defs, demo, app_db)
+def test_persist_example(defs: dg.Definitions, demo: str, any_app_db: str) -> None:
+    check_persist(defs, demo, any_app_db)
 
 
 # ---------------------------------------------------------------- the files themselves
