@@ -430,3 +430,21 @@ def test_every_step_and_modifier_page_shows_its_example() -> None:
     every = [block for blocks in shown.values() for block in blocks]
     for path in WORKFLOWS.glob("*.json"):
         assert json.loads(path.read_text()) in every, f"{path.name} is shown on no page"
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings."""
+    headings = re.findall(r"^#+ (.*)$", page.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", doc_pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_links_between_pages_resolve(page: Path) -> None:
+    for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page}: link to {target}"
+        if anchor:
+            assert anchor in heading_anchors(linked), f"{page}: no heading for {target}"
