@@ -158,3 +158,29 @@ def test_pre_execute_makes_a_second_run_create_nothing_new(
         if e.event_type_value == "STEP_OUTPUT" and e.step_key == "announce"
     )
     assert "main call skipped" in output.step_output_data.metadata["preExecute"].value
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"),
+    [
+        ({}, (3, 1000)),
+        ({"maxRetries": 5}, (5, 1000)),
+        ({"forEach": {"source": "t", "maxRetries": 6}, "maxRetries": 5}, (6, 1000)),
+        (
+            {
+                "forEach": {"source": "t", "maxRetries": 6},
+                "paginate": {"type": "link", "retryDelayMs": 10},
+            },
+            (3, 10),
+        ),
+        ({"forEach": {"source": "t", "maxRetries": 6}, "paginate": {"type": "link"}}, (6, 1000)),
+        ({"paginate": {"type": "link"}, "maxRetries": 1}, (1, 1000)),
+    ],
+)
+def test_the_innermost_explicit_retry_level_wins(levels: dict, expected: tuple) -> None:
+    from translators.spec import ServiceCallStepSpec
+    from translators.steps.service_call import retry_settings
+
+    spec = ServiceCallStepSpec.model_validate({"service": "s", "operation": "o", **levels})
+    chosen = retry_settings(spec)
+    assert (chosen.max_retries, chosen.retry_delay_ms) == expected

@@ -68,6 +68,19 @@ def mapping_dict(mapping: FieldMapping | None) -> dict[str, Any] | None:
     }
 
 
+def retry_settings(spec: ServiceCallStepSpec) -> Any:
+    """Where a request's `maxRetries` / `retryDelayMs` come from (SPEC 5.5 levels).
+
+    The innermost level that sets them explicitly wins: page (`paginate`), then item
+    (`forEach`), then the step; when none does, a forEach's defaults apply to its items.
+    """
+    levels = [level for level in (spec.paginate, spec.for_each, spec) if level is not None]
+    for level in levels:
+        if level.model_fields_set & {"max_retries", "retry_delay_ms"}:
+            return level
+    return spec.for_each or spec
+
+
 class _ServiceCall:
     """One run of one serviceCall step."""
 
@@ -95,7 +108,7 @@ class _ServiceCall:
         user = None
         if spec.for_each and spec.for_each.run_as_user is not None:
             user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
-        retries_from = paginate or (spec.for_each if spec.for_each else spec)
+        retries_from = retry_settings(spec)
         return CallRequest(
             operation=Operation(
                 spec.operation, operation.method, operation.path, operation.mutation
