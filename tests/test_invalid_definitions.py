@@ -173,6 +173,11 @@ CASES = [
     wf_case("item-column-missing", [FETCH_ORDERS, {**EACH_ORDER, "params": {
                 "orderId": "{{item.idd}}"}}],
             "/steps/1/params/orderId", "'orders' has no column 'idd'", "did you mean 'id'?"),
+    wf_case("item-mapping-with-pre-execute", [FETCH_ORDERS, {
+                **EACH_ORDER, "outputTable": "o", "outputSchema": {"id": "VARCHAR"},
+                "fieldMapping": {"id": "{{item.id}}"},
+                "preExecute": {"service": "shop", "operation": "listOrders"}}],
+            "/steps/1/fieldMapping/id", "records preExecute returns"),
     wf_case("template-not-rendered", [{**FETCH_ORDERS, "dataPath": "{{var.since}}"}],
             "/steps/0/dataPath", "not rendered in this field"),
     wf_case("field-mapping-var-template", [{**FETCH_ORDERS, "fieldMapping": {

@@ -163,6 +163,13 @@ def _check_service_mapping(ctx: CheckContext, slot: Slot, spec: ServiceCallStepS
                 ctx.report(
                     pointer, f"invalid fieldMapping value {source!r}", FIELD_MAPPING_EXPECTED
                 )
+            elif spec.pre_execute is not None:
+                # Records found by preExecute belong to no item, so nothing fills this column.
+                ctx.report(
+                    pointer,
+                    f"{source} cannot be filled for the records preExecute returns",
+                    "a dot path or a generator in fieldMapping of a step with preExecute",
+                )
         if spec.output_schema and column not in spec.output_schema:
             ctx.report(
                 pointer,
