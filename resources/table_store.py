@@ -177,13 +177,18 @@ class TableWriter:
 
     def _conform(self, batch: pa.RecordBatch) -> pa.Table:
         assert self._types is not None and self._arrow is not None
-        arrays = []
-        for column, type_name in self._types.items():
-            index = batch.schema.get_field_index(column)
-            if index < 0:
-                arrays.append(pa.nulls(batch.num_rows, arrow_type(type_name)))
-                continue
-            arrays.append(self._cast_arrow(batch.column(index), column, type_name))
+        missing = [column for column in self._types if column not in batch.schema.names]
+        if missing:
+            # Unlike a record's missing field (NULL, SPEC 3), a batch has a schema of its
+            # own: a declared column it lacks is a misspelling, not an absent value.
+            raise TableStoreError(
+                f"step '{self.step_name}': outputSchema column(s) {missing} are not in the "
+                f"result; its columns are {batch.schema.names}"
+            )
+        arrays = [
+            self._cast_arrow(batch.column(column), column, type_name)
+            for column, type_name in self._types.items()
+        ]
         return pa.Table.from_arrays(arrays, schema=self._arrow)
 
     def _cast_arrow(self, array: pa.Array, column: str, type_name: str) -> pa.Array:

@@ -112,11 +112,15 @@ def test_messages_route_records_bodies(server: LocalHTTPServer, client: httpx.Cl
 
 
 def test_in_flight_counter_sees_parallel_requests(server: LocalHTTPServer) -> None:
-    def call() -> None:
-        with httpx.Client(base_url=server.url, timeout=5) as c:
-            c.get("/concurrent", params={"delay": 0.3})
+    # Clients are built before the threads start (building one takes tens of ms on a busy
+    # machine), and each request outlasts the others' start by a wide margin.
+    clients = [httpx.Client(base_url=server.url, timeout=10) for _ in range(4)]
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
+    def call(client: httpx.Client) -> None:
+        with client:
+            client.get("/concurrent", params={"delay": 1.0})
+
+    threads = [threading.Thread(target=call, args=(c,)) for c in clients]
     for t in threads:
         t.start()
     for t in threads:

@@ -287,16 +287,31 @@ def test_write_batches_casts_to_the_declared_schema(store: TableStoreResource) -
     batch = pa.record_batch(
         {"id": pa.array([1, 2], pa.int32()), "n": pa.array(["5", "6"]), "x": pa.array([1, 2])}
     )
-    schema = {"id": "BIGINT", "n": "INTEGER", "missing": "VARCHAR"}
+    schema = {"id": "BIGINT", "n": "INTEGER", "note": "VARCHAR"}
     with store.open_writer("run-1", "b", "b", schema) as writer:
-        writer.write_batches(pa.RecordBatchReader.from_batches(batch.schema, [batch]))
+        writer.write_batches(
+            pa.RecordBatchReader.from_batches(
+                batch.schema, [batch.append_column("note", pa.array([None, "x"]))]
+            )
+        )
         writer.write_records([{"id": 3, "n": 7}])
     assert writer.handle is not None
     assert list(store.iter_rows(writer.handle)) == [
-        {"id": 1, "n": 5, "missing": None},
-        {"id": 2, "n": 6, "missing": None},
-        {"id": 3, "n": 7, "missing": None},
+        {"id": 1, "n": 5, "note": None},
+        {"id": 2, "n": 6, "note": "x"},
+        {"id": 3, "n": 7, "note": None},
     ]
+
+
+def test_a_declared_column_missing_from_a_batch_is_an_error(store: TableStoreResource) -> None:
+    batch = pa.record_batch({"id": pa.array([1]), "tier": pa.array(["gold"])})
+    schema = {"id": "BIGINT", "tier_name": "VARCHAR"}
+    with (
+        pytest.raises(TableStoreError, match=r"\['tier_name'\] are not in the result.*'tier'"),
+        store.open_writer("run-1", "b", "b", schema) as writer,
+    ):
+        writer.write_batches([batch])
+    assert not store.table_path("run-1", "b").exists()
 
 
 def test_write_batches_cast_error_names_the_row(store: TableStoreResource) -> None:
