@@ -198,3 +198,30 @@ def test_check_db_reports_missing_tables_and_keys(tmp_path: Path, monkeypatch) -
     assert f"{sync}#/steps/6/persistToDatabase/fieldMapping" in out and "'note'" in out
     notify = "apps/demo-shop/workflows/notifyTopCustomers.json"
     assert f"{notify}#/steps/0/importFromDatabase/tableName" in out
+
+
+def test_check_db_reports_import_schema_columns_the_table_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    monkeypatch.setenv("APP_DB_URL", url)
+    execute(url, "CREATE TABLE targets (tier TEXT, monthly_target_cents INTEGER)")
+    defs = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "imp": {
+                "steps": [
+                    {
+                        "importFromDatabase": {"appId": "app", "tableName": "targets"},
+                        "outputTable": "t",
+                        "outputSchema": {"tier": "VARCHAR", "monthly_targt_cents": "BIGINT"},
+                    }
+                ]
+            }
+        },
+    )
+    result = workflows("check", str(defs), "--db")
+    assert result.returncode == 1
+    assert "apps/app/workflows/imp.json#/steps/0/importFromDatabase/columns" in result.stdout
+    assert "monthly_targt_cents" in result.stdout

@@ -86,7 +86,8 @@ def _check_step(
     except AppDatabaseError as error:
         return [problem("tableName", str(error), "an existing table")]
     if is_import:
-        return _check_import(inner, info, problem)
+        assert isinstance(spec, ImportFromDatabaseStepSpec)
+        return _check_import(inner, spec.schema_, info, problem)
     return _check_persist(inner, info, step, workflow, problem)
 
 
@@ -100,13 +101,17 @@ def _app_id(workflow: WorkflowPlan, template: str) -> str | None:
     return str(render(template, defaults))
 
 
-def _check_import(inner: Any, info: TableInfo, problem: Any) -> list[Problem]:
+def _check_import(
+    inner: Any, schema: dict[str, str] | None, info: TableInfo, problem: Any
+) -> list[Problem]:
     wanted = list(inner.columns or [])
     if inner.where_column:
         wanted.append(inner.where_column)
     for source in (inner.field_mapping or {}).values():
         if isinstance(source, str):
             wanted.append(source)
+    if inner.field_mapping is None:
+        wanted += list(schema or {})  # the output columns are the table's own
     missing = [c for c in dict.fromkeys(wanted) if c not in info.columns]
     if missing:
         return [
