@@ -225,3 +225,21 @@ def test_check_db_reports_import_schema_columns_the_table_lacks(
     assert result.returncode == 1
     assert "apps/app/workflows/imp.json#/steps/0/importFromDatabase/columns" in result.stdout
     assert "monthly_targt_cents" in result.stdout
+
+
+def test_run_with_missing_or_unknown_params_says_so_without_a_traceback(tmp_path: Path) -> None:
+    defs = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "p": {
+                "variables": {"org": {"type": "param"}},
+                "steps": [{"sql": "SELECT '{{var.org}}' AS org", "outputTable": "t"}],
+            }
+        },
+    )
+    missing = workflows("run", "app/p", "--defs", str(defs))
+    assert missing.returncode == 1
+    assert "param 'org' is required" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = workflows("run", "app/p", "--defs", str(defs), "--param", "org=1", "--param", "x=2")
+    assert unknown.returncode == 1 and "unknown params ['x']" in unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from translators.run_coordinator import IDEMPOTENCY_TAG, active_run_with_key
-from translators.variables import parse_param_value
+from translators.variables import VariableError, parse_param_value, resolve_variables
 
 INVOCATION_TAG = "workflow/cli_invocation"
 _STEP_EVENTS = {
@@ -60,6 +61,12 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
         return _unknown_workflow(ref, loaded)
+    try:
+        # The same check `resolve_variables` makes in the run, before a run is created.
+        resolve_variables(workflow.spec.variables, params, dt.datetime.now(dt.UTC))
+    except VariableError as error:
+        print(f"{ref}: {error}", file=sys.stderr)
+        return 1
     instance = dg.DagsterInstance.get()
     # `execute_job` runs here, not through the run queue, so the CLI checks the key itself.
     if idempotency_key and active_run_with_key(instance, idempotency_key):
