@@ -87,6 +87,9 @@ class LocalHTTPServer:
         self.user_tokens = dict(user_tokens or {})
         self.required_headers = {k.lower(): v for k, v in (required_headers or {}).items()}
         self.state = ServerState()
+        # Set by a test to make chosen requests fail with 400 (a failure that is not
+        # retried), e.g. one page of a pagination, until it is set back to None.
+        self.fail_when: Callable[[RecordedRequest, dict[str, str]], bool] | None = None
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
@@ -179,6 +182,8 @@ Route = Callable[[LocalHTTPServer, RecordedRequest, dict[str, str]], JsonReply]
 
 
 def _route(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    if app.fail_when is not None and app.fail_when(req, q):
+        return 400, {"error": "failing on purpose", "path": req.path, "query": q}, {}
     if req.path.startswith("/echo/"):
         return _echo(app, req, q)
     if req.path.startswith("/status/"):

@@ -1,13 +1,19 @@
 """serviceCall steps: one call, paginated calls, or one call per row with forEach
-(SPEC 3.1, 5.1-5.3, 5.5). Pages and items are written to the table store as they arrive."""
+(SPEC 3.1, 5.1-5.3, 5.5). Pages and items are written to the table store as they arrive.
+
+A paginated or forEach step keeps a checkpoint (`resources.checkpoints`) while it runs,
+so a step retry or a re-execution from failure resumes after the last finished page or
+skips the finished items; nothing finished is fetched, posted or written twice.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import nullcontext
 from typing import Any
 
+from resources.checkpoints import StepCheckpoint
 from resources.paginators import (
     CursorPaginator,
     LinkHeaderPaginator,
@@ -31,9 +37,6 @@ from translators.spec import (
 )
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
-
-# How many skipped items the step's metadata lists (all are counted).
-MAX_LISTED_SKIPS = 100
 
 
 def paginator_for(spec: PaginationSpec) -> Paginator:
@@ -81,7 +84,7 @@ def retry_settings(spec: ServiceCallStepSpec) -> Any:
     return spec.for_each or spec
 
 
-class _ServiceCall:
+class ServiceCall:
     """One run of one serviceCall step."""
 
     def __init__(self, spec: ServiceCallStepSpec, rt: StepRuntime) -> None:
@@ -89,9 +92,9 @@ class _ServiceCall:
         self.rt = rt
         self.columns = list((rt.plan.output_schema or {}).keys())
         self.shaper = RecordShaper(self.columns, mapping_dict(spec.field_mapping))
-        self.records = 0
         self.started = time.monotonic()
         self.stats = CallStats(on_progress=self.log_progress)
+        self.service = rt.service(spec.service)
 
     def log_progress(self, stats: CallStats) -> None:
         rate = stats.requests / stats.duration_s if stats.duration_s else 0.0
@@ -104,7 +107,6 @@ class _ServiceCall:
     def request(self, item: dict[str, Any] | None = None) -> CallRequest:
         spec = self.spec
         operation = self.rt.catalog[spec.service].operations[spec.operation]
-        paginate = spec.paginate
         user = None
         if spec.for_each and spec.for_each.run_as_user is not None:
             user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
@@ -115,17 +117,14 @@ class _ServiceCall:
             ),
             params=render(spec.params, self.rt.variables, item),
             data_path=spec.data_path,
-            paginator=paginator_for(paginate) if paginate else None,
+            paginator=paginator_for(spec.paginate) if spec.paginate else None,
             max_retries=retries_from.max_retries,
             retry_delay_ms=retries_from.retry_delay_ms,
             user=user,
         )
 
-    def write(self, writer: Any, records: Iterable[dict[str, Any]], item: dict | None) -> None:
-        rows = [self.shaper.shape(record, item) for record in records]
-        self.records += len(rows)
-        if writer is not None:
-            writer.write_records(rows)
+    def shape(self, records: Iterable[dict[str, Any]], item: dict | None) -> list[dict[str, Any]]:
+        return [self.shaper.shape(record, item) for record in records]
 
     def pre_execute_records(self) -> list[dict[str, Any]]:
         """SPEC 5.5: records from `preExecute`; when any, the main call is skipped."""
@@ -145,63 +144,80 @@ class _ServiceCall:
         pages = self.rt.service(pre.service).iter_pages(request, stats=self.stats)
         return [record for page in pages for record in page.records]
 
+    def checkpoint(self) -> StepCheckpoint:
+        rt, spec = self.rt, self.spec
+        schema = rt.plan.output_schema if self.columns else None
+        mutation = rt.catalog[spec.service].operations[spec.operation].mutation
+        return StepCheckpoint.for_step(
+            rt.table_store, rt.lineage, rt.plan.name, schema, every_item=mutation
+        )
+
     def run(self) -> StepResult:
         metadata: dict[str, Any] = {}
-        writer_cm = (
-            self.rt.open_writer(self.rt.plan.output_schema) if self.columns else nullcontext()
-        )
-        with writer_cm as writer:
+        checkpoint = None
+        schema = self.rt.plan.output_schema
+        with self.rt.open_writer(schema) if self.columns else nullcontext() as writer:
             pre = self.pre_execute_records() if self.spec.pre_execute else []
             if pre:
-                self.write(writer, pre, None)
+                records = self.shape(pre, None)
+                if writer is not None:
+                    writer.write_records(records)
+                metadata["records"] = len(records)
                 metadata["preExecute"] = f"{len(pre)} record(s) found; main call skipped"
                 self.rt.log.info(f"{self.rt.plan.name}: preExecute found records; skipping call")
-            elif self.spec.for_each:
-                metadata |= self.run_for_each(writer)
+            elif self.spec.for_each or self.spec.paginate:
+                checkpoint = self.checkpoint()
+                metadata |= self.run_checkpointed(checkpoint, writer)
             else:
-                metadata |= self.run_pages(writer)
+                metadata |= self.run_once(writer)
+        if checkpoint is not None:
+            checkpoint.remove()
         stats = self.stats
         metadata |= {"pages": stats.pages, "requests": stats.requests, "retries": stats.retries}
-        metadata["records"] = self.records
         metadata["duration s"] = round(time.monotonic() - self.started, 3)
         return StepResult(writer.handle if writer is not None else None, metadata)
 
-    def run_pages(self, writer: Any) -> dict[str, Any]:
-        service = self.rt.service(self.spec.service)
-        for page in service.iter_pages(self.request(), stats=self.stats):
-            self.write(writer, page.records, None)
-        return {}
+    def run_once(self, writer: Any) -> dict[str, Any]:
+        records = 0
+        for page in self.service.iter_pages(self.request(), stats=self.stats):
+            rows = self.shape(page.records, None)
+            records += len(rows)
+            if writer is not None:
+                writer.write_records(rows)
+        return {"records": records}
 
-    def run_for_each(self, writer: Any) -> dict[str, Any]:
-        for_each = self.spec.for_each
-        assert for_each is not None
-        service = self.rt.service(self.spec.service)
-        items: Iterator[dict[str, Any]] = self.rt.table_store.iter_rows(
-            self.rt.table(for_each.source)
-        )
-        rate = for_each.rate_limit.per_second if for_each.rate_limit else None
-        done = skipped = 0
-        skips: list[dict[str, Any]] = []
-        for outcome in service.for_each(
-            items,
-            self.request,
-            parallel=for_each.parallel,
-            on_item_error=for_each.on_item_error,
-            item_key=for_each.item_key,
-            rate_limit_per_second=rate,
-            stats=self.stats,
-        ):
-            if outcome.error is not None:
-                skipped += 1
-                key = outcome.key
-                if len(skips) < MAX_LISTED_SKIPS:
-                    skips.append({"key": key, "error": outcome.error})
-                self.rt.log.warning(f"{self.rt.plan.name}: item {key!r} skipped: {outcome.error}")
-                continue
-            done += 1
-            self.write(writer, outcome.records or [], outcome.item)
-        return {"items done": done, "items skipped": skipped, "skipped items": skips}
+    def run_checkpointed(self, checkpoint: StepCheckpoint, writer: Any) -> dict[str, Any]:
+        resume = checkpoint.resume
+        if resume.parts:
+            self.rt.log.info(
+                f"{self.rt.plan.name}: resuming from a checkpoint: {resume.pages} pages, "
+                f"{len(resume.done_keys)} items and {resume.records} records already done"
+            )
+        if self.spec.for_each:
+            from translators.steps.for_each import run_for_each
+
+            metadata = run_for_each(self, checkpoint)
+        else:
+            metadata = self.fetch_pages(checkpoint)
+        checkpoint.write_into(writer)
+        metadata["records"] = checkpoint.records
+        if resume.parts:
+            metadata["resumed"] = {
+                "pages": resume.pages,
+                "items": len(resume.done_keys),
+                "records": resume.records,
+            }
+        return metadata
+
+    def fetch_pages(self, checkpoint: StepCheckpoint) -> dict[str, Any]:
+        resume = checkpoint.resume
+        if not resume.complete:
+            request = self.request()
+            request.resume_from = resume.state
+            for page in self.service.iter_pages(request, stats=self.stats):
+                checkpoint.add_page(self.shape(page.records, None), page.checkpoint)
+        return {"pages total": checkpoint.pages}
 
 
 def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
-    return _ServiceCall(spec, rt).run()
+    return ServiceCall(spec, rt).run()

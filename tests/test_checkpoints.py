@@ -1,0 +1,158 @@
+"""Checkpoints (SPEC 5.5): a re-executed paginated step resumes after its last finished
+page, a forEach skips its finished items, and a side-effect call is not repeated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from resources.checkpoints import StepCheckpoint
+from resources.table_store import TableStoreResource
+from tests.support.http_server import LocalHTTPServer, RecordedRequest
+from tests.support.jobs import write_defs
+from translators.schedules import run_config_for
+
+# Parts of 5 rows: with pages of 5 records, every page is its own part.
+RUN_CONFIG = {
+    **run_config_for({}, None, "UTC"),
+    "resources": {"table_store": {"config": {"batch_rows": 5}}},
+}
+PAGES = {
+    "id": "pages",
+    "service": "local",
+    "operation": "cursor",
+    "params": {"limit": 5},
+    "paginate": {"type": "cursor", "cursorField": "next.cursor", "cursorParam": "cursor"},
+    "dataPath": "items",
+    "outputTable": "records",
+    "outputSchema": {"id": "INTEGER", "name": "VARCHAR"},
+}
+NUMBERS = {"sql": "SELECT range AS n FROM range(10)", "outputTable": "numbers"}
+ECHO_EACH = {
+    "id": "each",
+    "service": "local",
+    "operation": "echo",
+    "params": {"what": "{{item.n}}"},
+    "forEach": {"source": "numbers"},
+    "fieldMapping": {"n": "{{item.n}}", "path": "path"},
+    "outputTable": "echoes",
+    "outputSchema": {"n": "INTEGER", "path": "VARCHAR"},
+}
+POST_EACH = {
+    "id": "post",
+    "service": "local",
+    "operation": "post",
+    "params": {"n": "{{item.n}}"},
+    "forEach": {"source": "numbers", "itemKey": "n"},
+}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
+    with LocalHTTPServer() as srv:
+        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+        yield srv
+
+
+@pytest.fixture
+def job_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def build(stem: str, *steps: dict) -> dg.ReconstructableJob:
+        # A job name per test: Dagster caches reconstructed jobs by name within a process.
+        root = write_defs(
+            tmp_path / "defs",
+            "app",
+            {stem: {"settings": {"maxParallelSteps": 1}, "steps": list(steps)}},
+        )
+        (root / "services" / "local.json").write_text(
+            json.dumps(
+                {
+                    "name": "local",
+                    "baseUrl": "http://127.0.0.1:9/unused",
+                    "operations": {
+                        "cursor": {"path": "/cursor"},
+                        "echo": {"path": "/echo/{what}"},
+                        "post": {"method": "POST", "path": "/messages", "mutation": True},
+                    },
+                }
+            )
+        )
+        monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(root))
+        return dg.build_reconstructable_job(
+            "translators.definitions", "job_by_name", reconstructable_args=(f"app__{stem}",)
+        )
+
+    return build
+
+
+def first_then_resume(recon: dg.ReconstructableJob, server: LocalHTTPServer, fail) -> tuple:
+    """Run with `fail` making requests fail, then re-execute from failure without it."""
+    with dg.instance_for_test() as instance:
+        server.fail_when = fail
+        first = dg.execute_job(recon, instance, run_config=RUN_CONFIG)
+        assert not first.success
+        seen_before = len(server.state.requests)
+        server.fail_when = None
+        options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+        with dg.execute_job(recon, instance, reexecution_options=options) as retry:
+            assert retry.success
+            handles = {
+                step: retry.output_for_node(step)
+                for step in ("pages", "each")
+                if step in retry.job_def.graph.node_dict
+            }
+        return server.state.requests[seen_before:], handles
+
+
+def cursor_of(request: RecordedRequest) -> str:
+    return request.query.get("cursor", ["0"])[-1]
+
+
+def test_a_paginated_step_resumes_after_its_last_finished_page(job_with, server) -> None:
+    recon = job_with("pages", PAGES)
+    resumed, handles = first_then_resume(recon, server, lambda req, q: q.get("cursor") == "15")
+    assert [cursor_of(r) for r in resumed] == ["15", "20"], "pages 1-3 are not fetched again"
+    rows = pq.read_table(handles["pages"].path).to_pylist()
+    assert [r["id"] for r in rows] == list(range(23))
+
+
+def test_a_for_each_step_skips_its_finished_items(job_with, server) -> None:
+    recon = job_with("each", NUMBERS, ECHO_EACH)
+    resumed, handles = first_then_resume(recon, server, lambda req, q: req.path == "/echo/6")
+    asked = sorted(int(r.path.rsplit("/", 1)[1]) for r in resumed)
+    assert asked[0] >= 5 and 6 in asked, f"items 0-4 were checkpointed, asked again: {asked}"
+    rows = pq.read_table(handles["each"].path).to_pylist()
+    assert sorted(r["n"] for r in rows) == list(range(10))
+    assert all(r["path"] == f"/echo/{r['n']}" for r in rows)
+
+
+def test_a_side_effect_for_each_posts_each_item_once(job_with, server) -> None:
+    recon = job_with("post", NUMBERS, POST_EACH)
+    first_then_resume(recon, server, lambda req, q: req.method == "POST" and b'"n":7' in req.body)
+    posted = sorted(body["n"] for body in server.state.posted)
+    assert posted == list(range(10)), "every item posted exactly once across both runs"
+
+
+def test_a_successful_step_leaves_no_checkpoint(job_with, server, tmp_path: Path) -> None:
+    recon = job_with("clean", PAGES)
+    with dg.instance_for_test() as instance:
+        assert dg.execute_job(recon, instance, run_config=RUN_CONFIG).success
+    tables = TableStoreResource().root_path()
+    assert not list(tables.glob("*/checkpoints/*/part-*")), "checkpoint parts removed"
+
+
+def test_an_orphan_part_without_its_record_is_ignored(tmp_path: Path) -> None:
+    checkpoint = StepCheckpoint(tmp_path / "cp", {"id": "INTEGER"}, step_name="s", part_rows=2)
+    checkpoint.add_page([{"id": 1}, {"id": 2}], {"page": 2})
+    checkpoint.add_page([{"id": 3}], {"page": 3})  # buffered, not yet a part
+    (tmp_path / "cp" / "part-000002.parquet").write_bytes(b"half written")
+    resumed = StepCheckpoint(tmp_path / "cp", {"id": "INTEGER"}, step_name="s", part_rows=2)
+    assert (resumed.resume.parts, resumed.resume.state, resumed.resume.records) == (
+        1,
+        {"page": 2},
+        2,
+    )

@@ -1,0 +1,79 @@
+"""forEach: one call per row of an earlier table, inside one op, with bounded concurrency
+(SPEC 5.2). Finished items go to the step's checkpoint and are skipped on resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from resources.checkpoints import StepCheckpoint, key_text
+
+if TYPE_CHECKING:
+    from translators.steps.service_call import ServiceCall
+
+# How many skipped items the step's metadata lists (all are counted).
+MAX_LISTED_SKIPS = 100
+
+
+class _PendingItems:
+    """The source rows not finished by an earlier attempt, each with its key.
+
+    An item's key is its `itemKey` value, else its position in the source table (the
+    table of a finished step is reused as is, so positions are stable across attempts).
+    """
+
+    def __init__(self, rows: Iterator[dict[str, Any]], item_key: str | None, done: set[str]):
+        self.rows, self.item_key, self.done = rows, item_key, done
+        self.keys: dict[int, Any] = {}  # id(item) -> key, while the item is in flight
+        self.already_done = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for position, row in enumerate(self.rows):
+            key = row.get(self.item_key) if self.item_key else position
+            if key_text(key) in self.done:
+                self.already_done += 1
+                continue
+            self.keys[id(row)] = key
+            yield row
+
+    def key_of(self, item: dict[str, Any]) -> Any:
+        return self.keys.pop(id(item))
+
+
+def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any]:
+    for_each = call.spec.for_each
+    assert for_each is not None
+    rt = call.rt
+    pending = _PendingItems(
+        rt.table_store.iter_rows(rt.table(for_each.source)),
+        for_each.item_key,
+        checkpoint.resume.done_keys,
+    )
+    rate = for_each.rate_limit.per_second if for_each.rate_limit else None
+    done = skipped = 0
+    skips: list[dict[str, Any]] = []
+    for outcome in call.service.for_each(
+        pending,
+        call.request,
+        parallel=for_each.parallel,
+        on_item_error=for_each.on_item_error,
+        item_key=for_each.item_key,
+        rate_limit_per_second=rate,
+        stats=call.stats,
+    ):
+        key = pending.key_of(outcome.item)
+        if outcome.error is not None:
+            # A skipped item is not finished: a later attempt tries it again.
+            skipped += 1
+            if len(skips) < MAX_LISTED_SKIPS:
+                skips.append({"key": key, "error": outcome.error})
+            rt.log.warning(f"{rt.plan.name}: item {key!r} skipped: {outcome.error}")
+            continue
+        done += 1
+        checkpoint.add_item(key, call.shape(outcome.records or [], outcome.item), outcome.pages)
+    return {
+        "items done": done,
+        "items skipped": skipped,
+        "items done before": pending.already_done,
+        "skipped items": skips,
+    }
