@@ -173,7 +173,9 @@ class ProgressPrinter:
             return
         kind = event.event_type_value
         if step_key and kind == "STEP_OUTPUT":
-            rows = event.step_output_data.metadata.get("rows")
+            metadata = event.step_output_data.metadata
+            # A table's row count, or what a persist step wrote.
+            rows = metadata.get("rows") or metadata.get("rows written")
             self.steps.setdefault(step_key, StepLine()).rows = getattr(rows, "value", None)
         if not step_key or kind not in _STEP_EVENTS:
             return
