@@ -389,7 +389,9 @@ class TableStoreResource(dg.ConfigurableResource):
         self, handle: TableHandle, columns: list[str] | None = None
     ) -> Iterator[pa.RecordBatch]:
         """The table's rows as record batches of at most `batch_rows` rows."""
-        parquet = pq.ParquetFile(handle.path)
+        # pre_buffer=False: by default pyarrow buffers every row group iter_batches will
+        # read, which holds the whole table in memory.
+        parquet = pq.ParquetFile(handle.path, pre_buffer=False)
         try:
             yield from parquet.iter_batches(batch_size=self.batch_rows, columns=columns)
         finally:
