@@ -1,0 +1,63 @@
+"""Run every benchmark and write `bench/results/<suite>.json` and `bench/results/summary.md`.
+
+.venv/bin/python -m bench.run_all              # the full run (~7.5 min on 2 cores)
+.venv/bin/python -m bench.run_all --quick      # small sizes, results under results/tmp/
+.venv/bin/python -m bench.run_all --only persist
+.venv/bin/python -m bench.run_all --summary    # re-render summary.md from the JSON files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import persist, service_call_streaming, summary
+from bench.common import LOG_DIR, RESULTS_DIR, log, write_results
+
+SUITES = {
+    "service_call_streaming": service_call_streaming.run_suite,
+    "persist": persist.run_suite,
+}
+
+
+def _load(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_summary(folder: Path) -> Path:
+    text = summary.render(_load(folder, "service_call_streaming"), _load(folder, "persist"))
+    path = folder / "summary.md"
+    path.write_text(text)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case (median)")
+    parser.add_argument("--quick", action="store_true", help="small sizes; into results/tmp/")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    parser.add_argument("--summary", action="store_true", help="only re-render summary.md")
+    args = parser.parse_args(argv)
+    folder = LOG_DIR if args.quick else RESULTS_DIR
+    if args.summary:
+        log(f"wrote {write_summary(folder)}")
+        return
+    started = time.monotonic()
+    for name in args.only or list(SUITES):
+        log(f"suite {name}")
+        suite_started = time.monotonic()
+        document = SUITES[name](args.repeats, args.quick)
+        document["suite_seconds"] = round(time.monotonic() - suite_started, 1)
+        document["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        log(f"wrote {write_results(name, document, args.quick)}")
+    total_s = time.monotonic() - started
+    log(f"all done in {total_s / 60:.1f} min; wrote {write_summary(folder)}")
+
+
+if __name__ == "__main__":
+    main()
