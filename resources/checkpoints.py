@@ -11,8 +11,9 @@ between leaves an orphan that the next part overwrites.
 
 Parts are flushed every `part_rows` rows (or finished items), and at least every
 `flush_seconds` while items finish, which bounds both memory and what a crash can lose.
-A forEach whose operation is a `mutation` records every item as it finishes: a crash can
-then repeat at most the calls that were in flight. When the step succeeds, its
+A forEach whose operation is a `mutation` records every item as it finishes, as one line
+of `items.jsonl` (a Parquet part per item would cost milliseconds each): a crash can then
+repeat at most the calls that were in flight. When the step succeeds, its
 table is assembled from the parts and the checkpoint is removed.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow.parquet as pq
 
 from resources.table_store import TableStoreResource, TableWriter
@@ -50,6 +52,56 @@ class Resume:
     records: int = 0
 
 
+class ItemJournal:
+    """Finished items, one JSON line each (key, rows, pages), appended as they finish.
+
+    A line torn by a crash is cut off on load, so the next append starts on a clean line.
+    Rows go through JSON (dates as ISO text, decimals as text) and are cast back to the
+    step's schema when the table is assembled.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: Any = None
+
+    def load(self, resume: Resume) -> None:
+        if not self.path.exists():
+            return
+        good = 0
+        with self.path.open("rb") as lines:
+            for line in lines:
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    break  # a torn last line: that item did not finish
+                resume.done_keys.add(entry["key"])
+                resume.records += len(entry["rows"])
+                resume.pages += entry["pages"]
+                good += len(line)
+        with self.path.open("r+b") as file:
+            file.truncate(good)
+
+    def append(self, key: str, rows: list[Mapping[str, Any]], pages: int) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+        entry = {"key": key, "rows": rows, "pages": pages}
+        self._file.write(orjson.dumps(entry, default=str) + b"\n")
+        self._file.flush()
+
+    def rows(self) -> Iterable[Mapping[str, Any]]:
+        self.close()
+        if self.path.exists():
+            with self.path.open("rb") as lines:
+                for line in lines:
+                    yield from orjson.loads(line)["rows"]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class StepCheckpoint:
     """The checkpoint of one step in one run lineage."""
 
@@ -61,12 +113,14 @@ class StepCheckpoint:
         step_name: str,
         part_rows: int,
         flush_seconds: float = FLUSH_SECONDS,
+        every_item: bool = False,
     ) -> None:
         self.folder = folder
         self.schema = dict(schema) if schema else None
         self.step_name = step_name
         self.part_rows = part_rows
         self.flush_seconds = flush_seconds
+        self.journal = ItemJournal(folder / "items.jsonl") if every_item else None
         self.resume = self._load()
         self._parts = self.resume.parts
         self._records: list[Mapping[str, Any]] = []
@@ -90,8 +144,9 @@ class StepCheckpoint:
         """`every_item`: record each item as soon as it finishes (for calls with side
         effects, so that a resumed step repeats none that finished)."""
         folder = store.root_path() / lineage / "checkpoints" / step_name
-        part_rows = 1 if every_item else store.batch_rows
-        return cls(folder, schema, step_name=step_name, part_rows=part_rows)
+        return cls(
+            folder, schema, step_name=step_name, part_rows=store.batch_rows, every_item=every_item
+        )
 
     def _load(self) -> Resume:
         resume = Resume()
@@ -101,6 +156,8 @@ class StepCheckpoint:
             resume.done_keys.update(meta["keys"])
             resume.state, resume.complete = meta["state"], meta["complete"]
             resume.pages, resume.records = meta["pages"], meta["records"]
+        if self.journal is not None:
+            self.journal.load(resume)
         return resume
 
     def add_page(self, records: Iterable[Mapping[str, Any]], state: dict[str, Any] | None) -> None:
@@ -113,6 +170,12 @@ class StepCheckpoint:
 
     def add_item(self, key: Any, records: Iterable[Mapping[str, Any]], pages: int) -> None:
         """A finished forEach item and the rows it produced."""
+        if self.journal is not None:
+            rows = list(records)
+            self.journal.append(key_text(key), rows, pages)
+            self._pages += pages
+            self._total += len(rows)
+            return
         self._records.extend(records)
         self._keys.append(key_text(key))
         self._pages += pages
@@ -156,9 +219,11 @@ class StepCheckpoint:
         return self._total + len(self._records)
 
     def write_into(self, writer: TableWriter | None) -> None:
-        """Flush, then copy every part, in order, into the step's table."""
+        """Flush, then copy every part (and the journal's rows) into the step's table."""
         self.flush()
         if writer is None:
+            if self.journal is not None:
+                self.journal.close()
             return
         for part in sorted(self.folder.glob("part-*.parquet")):
             if (part.with_suffix(".json")).exists():
@@ -167,7 +232,11 @@ class StepCheckpoint:
                     writer.write_batches(parquet.iter_batches(batch_size=self.part_rows))
                 finally:
                     parquet.close()
+        if self.journal is not None:
+            writer.write_records(self.journal.rows())
 
     def remove(self) -> None:
         """The step succeeded: nothing is left to resume."""
+        if self.journal is not None:
+            self.journal.close()
         shutil.rmtree(self.folder, ignore_errors=True)

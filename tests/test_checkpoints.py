@@ -156,3 +156,37 @@ def test_an_orphan_part_without_its_record_is_ignored(tmp_path: Path) -> None:
         {"page": 2},
         2,
     )
+
+
+def test_a_mutation_for_each_keeps_its_rows_across_a_resume(job_with, server) -> None:
+    post_rows = {
+        **POST_EACH,
+        "id": "each",
+        "outputTable": "posted",
+        "fieldMapping": {"n": "{{item.n}}", "message_id": "id"},
+        "outputSchema": {"n": "INTEGER", "message_id": "BIGINT"},
+    }
+    recon = job_with("postrows", NUMBERS, post_rows)
+    _, handles = first_then_resume(
+        recon, server, lambda req, q: req.method == "POST" and b'"n":4' in req.body
+    )
+    rows = pq.read_table(handles["each"].path).to_pylist()
+    assert sorted(r["n"] for r in rows) == list(range(10))
+    assert sorted(body["n"] for body in server.state.posted) == list(range(10))
+    assert len({r["message_id"] for r in rows}) == 10
+
+
+def test_a_torn_journal_line_is_cut_off(tmp_path: Path) -> None:
+    folder = tmp_path / "cp"
+    first = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100, every_item=True)
+    first.add_item(1, [{"n": 1}], pages=1)
+    first.add_item(2, [{"n": 2}], pages=1)
+    assert first.journal is not None
+    first.journal.close()
+    with (folder / "items.jsonl").open("ab") as journal:
+        journal.write(b'{"key": "3", "rows": [{"n"')  # a crash in the middle of a line
+    again = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100, every_item=True)
+    assert again.resume.done_keys == {"1", "2"} and again.resume.records == 2
+    again.add_item(3, [{"n": 3}], pages=1)
+    assert again.journal is not None
+    assert [row["n"] for row in again.journal.rows()] == [1, 2, 3]
