@@ -21,6 +21,9 @@ A write is one transaction on one connection:
    match value matches nothing, as in SQL.
 5. Record the row count on the marker and commit.
 
+An append under `fail` on PostgreSQL skips steps 3 and 4: its chunks are COPied straight
+into the target (inside the same transaction), which nearly doubles its speed.
+
 Row errors (a value the column type rejects, a NOT NULL / unique / check / foreign-key
 violation) are found without giving up the set-based path: each staging chunk and the
 apply statement run inside a SAVEPOINT, and a range that fails is halved until the bad
@@ -257,17 +260,15 @@ class _Writer:
         self.indexed = False
         # SQLite applies the rows in order, so a repeated key's last row wins by itself.
         self.deduplicate = False
+        # Nothing to merge, match or skip: the rows can go straight into the target.
+        self.direct = self.copy and request.mode == "append" and request.on_row_error == "fail"
 
     def write(self, batches: Iterable[pa.RecordBatch]) -> int:
+        if self.direct:
+            return self._copy_direct(batches)
         self._create_stage()
-        for batch in batches:
-            if batch.schema.names != self.columns:
-                raise AppDatabaseError(
-                    f"persist to {self.request.table!r}: batch columns {batch.schema.names} "
-                    f"differ from the first batch's {self.columns}"
-                )
-            for offset in range(0, batch.num_rows, CHUNK_ROWS):
-                self._stage_chunk(batch.slice(offset, CHUNK_ROWS))
+        for chunk in self._chunks(batches):
+            self._stage_chunk(chunk)
         log.debug(
             "staged %d rows for %s via %s",
             self.staged,
@@ -283,6 +284,27 @@ class _Writer:
             self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
         return written
 
+    def _chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if batch.schema.names != self.columns:
+                raise AppDatabaseError(
+                    f"persist to {self.request.table!r}: batch columns {batch.schema.names} "
+                    f"differ from the first batch's {self.columns}"
+                )
+            for offset in range(0, batch.num_rows, CHUNK_ROWS):
+                yield batch.slice(offset, CHUNK_ROWS)
+
+    def _copy_direct(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append under `fail` on PostgreSQL: COPY straight into the target (no staging
+        table, no second pass); a chunk that fails is halved to name its first bad row."""
+        written = 0
+        for chunk in self._chunks(batches):
+            first = self.staged + 1
+            self.staged += chunk.num_rows
+            load = self._copy_loader(chunk, first, into_target=True)
+            written += self._bisect(first, self.staged, load)
+        return written
+
     def _create_stage(self) -> None:
         on_commit = "" if self.sqlite else " ON COMMIT DROP"
         self.conn.exec_driver_sql(
@@ -296,11 +318,17 @@ class _Writer:
         load = self._copy_loader(chunk, first) if self.copy else self._insert_loader(chunk, first)
         self._bisect(first, self.staged, load)
 
-    def _copy_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
+    def _copy_loader(
+        self, chunk: pa.RecordBatch, first: int, *, into_target: bool = False
+    ) -> Callable[[int, int], int]:
         """Rows lo..hi of the chunk as CSV (written by Arrow, in C++) into a COPY."""
-        numbers = pa.array(range(first, first + chunk.num_rows), type=pa.int64())
-        table = csv_ready(chunk).append_column(ROW_COLUMN, numbers)
-        sql = f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN (FORMAT csv)"
+        table = csv_ready(chunk)
+        if into_target:
+            sql = f"COPY {self.target} ({self.cols}) FROM STDIN (FORMAT csv)"
+        else:
+            numbers = pa.array(range(first, first + chunk.num_rows), type=pa.int64())
+            table = table.append_column(ROW_COLUMN, numbers)
+            sql = f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN (FORMAT csv)"
         options = pa_csv.WriteOptions(include_header=False)
         raw = self.conn.connection.driver_connection
         assert raw is not None
@@ -385,7 +413,7 @@ class _Writer:
             if lo == hi:
                 self.errors.add(lo, exc)
                 return 0
-        if not self.indexed:  # ranges of the staging table are selected from now on
+        if not self.indexed and not self.direct:  # staging ranges are selected from now on
             index = _q(self.conn, f"{STAGE_TABLE}_row")
             self.conn.exec_driver_sql(f"CREATE INDEX {index} ON {self.stage} ({self.row})")
             self.indexed = True
