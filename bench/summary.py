@@ -246,7 +246,7 @@ def for_each_comparison(series: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(
                 f"- **forEach of a mutation, {_n(m['items'])} items, parallel {m['parallel']}"
                 f"**: {_n(m['items_per_s'])} items/s ({1000 / m['items_per_s']:.2f} ms per "
-                "item): every finished item is checkpointed as a part of its own."
+                "item): every finished item is journalled (one JSON line) as it finishes."
             )
         elif m["delay_ms"]:
             ideal = m["parallel"] * 1000 / m["delay_ms"]
@@ -269,7 +269,7 @@ def persist_comparison(series: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     limits = {
         "append": f"text COPY into an empty table {_n(LIMITS['pg_text_copy_empty'])}/s; "
-        "we COPY into a staging table, then INSERT ... SELECT into the target",
+        "an append under onRowError fail COPies straight into the target",
         "upsert": f"text COPY into staging + merge {_n(LIMITS['pg_upsert_text_staging'])}/s, "
         f"binary {_n(LIMITS['pg_upsert_binary_staging'])}/s, executemany "
         f"{_n(LIMITS['pg_executemany_upsert'])}/s",
