@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,19 +12,9 @@ import pytest
 from demo.app_schema import ensure_demo_schema
 from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
 from tests.support.app_tables import execute, rows
+from tests.support.cli import workflows
 from tests.support.jobs import REAL_DEFS, load, write_defs
 from translators.run_coordinator import IDEMPOTENCY_TAG
-
-
-def workflows(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "translators", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=dict(os.environ),
-    )
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@ by the real CLI, with the idempotent run queue."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.cli import workflows
 from tests.support.jobs import PROJECT_ROOT, write_defs
 
 
@@ -46,14 +44,7 @@ def test_cli_runs_land_in_postgres_storage(tmp_path: Path, deploy_home: str) -> 
             }
         },
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "translators", "run", "app/hello", "--defs", str(defs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env=dict(os.environ),
-    )
+    result = workflows("run", "app/hello", "--defs", str(defs), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     conninfo = (
         make_url(deploy_home).set(drivername="postgresql").render_as_string(hide_password=False)
