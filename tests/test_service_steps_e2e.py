@@ -184,3 +184,35 @@ def test_the_innermost_explicit_retry_level_wins(levels: dict, expected: tuple) 
     spec = ServiceCallStepSpec.model_validate({"service": "s", "operation": "o", **levels})
     chosen = retry_settings(spec)
     assert (chosen.max_retries, chosen.retry_delay_ms) == expected
+
+
+def test_a_service_name_with_a_hyphen(tmp_path: Path, server: LocalHTTPServer, monkeypatch) -> None:
+    monkeypatch.setenv("SERVICE_LOCAL_API_BASE_URL", server.url)
+    root = write_defs(
+        tmp_path / "defs",
+        "app",
+        {
+            "hyphen": {
+                "steps": [
+                    {
+                        "service": "local-api",
+                        "operation": "echo",
+                        "params": {"what": "hi"},
+                        "outputTable": "echo",
+                        "outputSchema": {"path": "VARCHAR"},
+                    }
+                ]
+            }
+        },
+    )
+    (root / "services" / "local-api.json").write_text(
+        json.dumps(
+            {
+                "name": "local-api",
+                "baseUrl": "http://127.0.0.1:9/unused",
+                "operations": {"echo": {"path": "/echo/{what}"}},
+            }
+        )
+    )
+    result = run_job(load(root)[1], "app__hyphen")
+    assert pq.read_table(result.output_for_node("echo").path).to_pylist() == [{"path": "/echo/hi"}]

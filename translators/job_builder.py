@@ -176,21 +176,21 @@ def _logical_time(context: dg.OpExecutionContext) -> tuple[dt.datetime, str]:
     return created.astimezone(dt.UTC), timezone
 
 
-def _required_resources(step: StepPlan) -> set[str]:
-    keys = {TABLE_STORE_KEY, APP_DB_KEY}
+def _services_used(step: StepPlan) -> list[str]:
+    """The catalog names of the services a step calls."""
     spec = step.spec
-    if isinstance(spec, ServiceCallStepSpec):
-        keys.add(service_resource_key(spec.service))
-        if spec.pre_execute:
-            keys.add(service_resource_key(spec.pre_execute.service))
-    return keys
+    if not isinstance(spec, ServiceCallStepSpec):
+        return []
+    names = [spec.service] + ([spec.pre_execute.service] if spec.pre_execute else [])
+    return list(dict.fromkeys(names))
 
 
 def _step_op(
     workflow: WorkflowPlan, step: StepPlan, catalog: dict[str, ServiceSpec]
 ) -> dg.OpDefinition:
     runner = STEP_RUNNERS[type(step.spec)]
-    resource_keys = _required_resources(step)
+    service_names = _services_used(step)
+    resource_keys = {TABLE_STORE_KEY, APP_DB_KEY, *map(service_resource_key, service_names)}
     settings = workflow.spec.settings
 
     def compute(context, inputs: Mapping[str, Any]) -> Iterator[Any]:
@@ -204,9 +204,8 @@ def _step_op(
             table_store=getattr(context.resources, TABLE_STORE_KEY),
             app_db=getattr(context.resources, APP_DB_KEY),
             services={
-                key.removeprefix("service_"): getattr(context.resources, key)
-                for key in resource_keys
-                if key.startswith("service_")
+                name: getattr(context.resources, service_resource_key(name))
+                for name in service_names
             },
             log=context.log,
             catalog=catalog,
