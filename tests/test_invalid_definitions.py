@@ -201,6 +201,12 @@ CASES = [
     file_case("service-name-not-stem", {"services/chat.json": {
         "name": "chats", "baseUrl": "http://x", "operations": {"a": {"path": "/a"}}}},
         "services/chat.json", "/name", "differs from the file name", "'chat'"),
+    file_case("service-names-same-resource", {
+        "services/my-api.json": {"name": "my-api", "baseUrl": "http://x",
+                                 "operations": {"a": {"path": "/a"}}},
+        "services/my_api.json": {"name": "my_api", "baseUrl": "http://x",
+                                 "operations": {"a": {"path": "/a"}}}},
+        "services/my_api.json", "/name", "same Dagster resource name", "'my-api'"),
     # --- persistToDatabase
     wf_case("upsert-key-not-mapped", [FETCH_ORDERS, {"persistToDatabase": {
                 **PERSIST, "upsertKey": ["order_id"]}}],

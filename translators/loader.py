@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from translators.check_context import CheckContext
 from translators.checks import check_variables, check_workflow, variables_of
 from translators.errors import Problem, pointer_order
-from translators.naming import APP_ID_EXPECTED, APP_ID_PATTERN, job_name
+from translators.naming import APP_ID_EXPECTED, APP_ID_PATTERN, dagster_name, job_name
 from translators.plans import BrokenWorkflow, LoadResult, SchedulePlan, StepPlan, WorkflowPlan
 from translators.schedule_checks import AppWorkflows, check_schedules
 from translators.spec import BaseStepSpec, ServiceSpec, StepSpec, VariableSpec, WorkflowSpec
@@ -111,6 +111,20 @@ def _load_services(root: Path, result: LoadResult) -> dict[str, str]:
                     f"'{path.stem}', the file's stem",
                 )
             )
+        if spec is not None:
+            # Each service is the resource `service_<name>` with `-` made `_` (SPEC 1).
+            clash = next(
+                (o for o in result.services if dagster_name(o) == dagster_name(spec.name)), None
+            )
+            if clash:
+                problems.append(
+                    Problem(
+                        file,
+                        "/name",
+                        f"service '{spec.name}' and '{clash}' are the same Dagster resource name",
+                        "names that differ in more than - and _",
+                    )
+                )
         if spec is not None and not problems:
             result.services[spec.name] = spec
         else:
