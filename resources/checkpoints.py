@@ -51,6 +51,11 @@ class Resume:
     pages: int = 0
     records: int = 0
 
+    @property
+    def found(self) -> bool:
+        """Whether an earlier attempt left anything to resume from."""
+        return self.parts > 0 or bool(self.done_keys)
+
 
 class ItemJournal:
     """Finished items, one JSON line each (key, rows, pages), appended as they finish.

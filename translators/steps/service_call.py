@@ -35,6 +35,7 @@ from translators.spec import (
     PaginationSpec,
     ServiceCallStepSpec,
 )
+from translators.steps.for_each import run_for_each
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
 
@@ -188,20 +189,18 @@ class ServiceCall:
 
     def run_checkpointed(self, checkpoint: StepCheckpoint, writer: Any) -> dict[str, Any]:
         resume = checkpoint.resume
-        if resume.parts:
+        if resume.found:
             self.rt.log.info(
                 f"{self.rt.plan.name}: resuming from a checkpoint: {resume.pages} pages, "
                 f"{len(resume.done_keys)} items and {resume.records} records already done"
             )
         if self.spec.for_each:
-            from translators.steps.for_each import run_for_each
-
             metadata = run_for_each(self, checkpoint)
         else:
             metadata = self.fetch_pages(checkpoint)
         checkpoint.write_into(writer)
         metadata["records"] = checkpoint.records
-        if resume.parts:
+        if resume.found:
             metadata["resumed"] = {
                 "pages": resume.pages,
                 "items": len(resume.done_keys),
