@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from tests.support.http_server import LocalHTTPServer
@@ -133,3 +135,46 @@ def test_in_flight_counter_sees_parallel_requests(server: LocalHTTPServer) -> No
 def test_slow_route_outlasts_a_short_timeout(client: httpx.Client) -> None:
     with pytest.raises(httpx.ReadTimeout):
         client.get("/slow", params={"delay": 0.5}, timeout=0.1)
+
+
+def test_leaky_route_pads_and_takes_a_status(client: httpx.Client) -> None:
+    response = client.get(
+        "/leaky", params={"status": 401, "pad": 256}, headers={"Authorization": "Bearer s3cr3t"}
+    )
+    assert response.status_code == 401
+    assert response.text.index("s3cr3t") == 10 + 256 + len("bad credentials: Bearer ")
+
+
+def test_trickle_route_spreads_its_body_over_the_time_asked(client: httpx.Client) -> None:
+    started = time.monotonic()
+    with client.stream("GET", "/trickle", params={"bytes": 20, "seconds": 0.6}) as response:
+        pieces = list(response.iter_raw())
+    assert time.monotonic() - started >= 0.55
+    assert len(pieces) >= 5  # sent in pieces, not at once
+    assert orjson.loads(b"".join(pieces)) == {"pad": "x" * 9}
+
+
+def test_trickle_route_can_trickle_the_headers(client: httpx.Client) -> None:
+    started = time.monotonic()
+    response = client.get("/trickle", params={"bytes": 20, "seconds": 0.5, "in": "headers"})
+    assert time.monotonic() - started >= 0.45
+    assert response.json() == {"pad": "x" * 9}
+
+
+@pytest.mark.parametrize("length", ["1", "0"])
+def test_huge_route_sends_the_size_asked_with_or_without_length(
+    client: httpx.Client, length: str
+) -> None:
+    size = 3 * 2**20 + 5
+    with client.stream("GET", "/huge", params={"bytes": size, "length": length}) as response:
+        declared = response.headers.get("content-length")
+        total = sum(len(piece) for piece in response.iter_bytes())
+    assert total == size
+    assert declared == (str(size) if length == "1" else None)
+    assert response.headers.get("transfer-encoding") == (None if length == "1" else "chunked")
+
+
+def test_echo_route_keeps_the_raw_path(server: LocalHTTPServer, client: httpx.Client) -> None:
+    response = client.get(httpx.URL(f"{server.url}/echo/a%2Fb/%2E%2E/x"))
+    assert response.json()["path"] == "/echo/a%2Fb/%2E%2E/x"
+    assert server.requests_to("/echo/a%2Fb/%2E%2E/x")

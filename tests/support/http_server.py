@@ -24,11 +24,17 @@ Routes (GET unless said):
     /cursor-loop                     the same cursor forever
     /foreign-next                    a next URL on another host
     /status/<code>                   that status, a JSON body
-    /leaky                           403 echoing the Authorization header it received
+    /leaky?status=&pad=              `status` (403) echoing the Authorization header it
+                                     received after `pad` characters of padding
+    /trickle?bytes=&seconds=&in=     a JSON body of `bytes` bytes sent one byte at a time over
+                                     `seconds`; `in=headers` trickles the header block instead
+    /huge?bytes=&length=             a JSON body of `bytes` bytes in 64 KiB pieces, never held
+                                     whole; Content-Length unless `length=0` (then chunked)
     /redirect                        302 to /echo/redirected
     /me                              the user of a bearer token in `user_tokens`, else 401
     /protected                       401 unless `required_headers` all match
-    /echo/<anything>                 {"method", "path", "query", "body"}
+    /echo/<anything>                 {"method", "path", "query", "body"}; `path` and the
+                                     request log keep the raw (still percent-encoded) path
     POST /messages                   records the JSON body; {"id": <n>}
 """
 
@@ -43,6 +49,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from tests.support.http_streams import Streamed, huge, send_streamed, trickle
 
 JsonReply = tuple[int, Any, dict[str, str] | list[tuple[str, str]]]
 
@@ -165,6 +173,10 @@ class _Handler(BaseHTTPRequestHandler):
                 state.in_flight -= 1
 
     def _reply(self, status: int, payload: Any, headers: Any) -> None:
+        if isinstance(payload, Streamed):
+            self.close_connection = True  # the client may stop reading half-way
+            send_streamed(self.wfile, status, payload)
+            return
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         try:
             self.send_response(status)
@@ -289,7 +301,9 @@ def _foreign_next(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str])
 
 
 def _leaky(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
-    return 403, {"error": f"bad credentials: {req.headers.get('authorization')}"}, {}
+    pad = "x" * _int(q, "pad", 0)
+    error = f"{pad}bad credentials: {req.headers.get('authorization')}"
+    return _int(q, "status", 403), {"error": error}, {}
 
 
 def _redirect(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
@@ -338,6 +352,8 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/cursor-loop"): _cursor_loop,
     ("GET", "/foreign-next"): _foreign_next,
     ("GET", "/leaky"): _leaky,
+    ("GET", "/trickle"): trickle,
+    ("GET", "/huge"): huge,
     ("GET", "/redirect"): _redirect,
     ("GET", "/me"): _me,
     ("GET", "/protected"): _protected,
