@@ -12,6 +12,7 @@ from resources.table_store import TableHandle
 from translators.errors import DefinitionError
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
 from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
+from translators.run_worker import recording_worker
 from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
 from translators.variables import iso_utc, resolve_variables
@@ -56,7 +57,8 @@ def build_job(
         dependencies=dependencies,
     )
     return graph.to_job(
-        executor_def=executor_for(workflow.spec.settings),
+        # The run worker records itself so a killed worker is detected (SPEC 5.5).
+        executor_def=recording_worker(executor_for(workflow.spec.settings)),
         tags=_job_tags(workflow),
         partitions_def=partitions_def,
         # Prefills the launchpad; backfills of a partitioned job use it as their config.
@@ -208,6 +210,7 @@ def _step_op(
                 for name in service_names
             },
             log=context.log,
+            app_access=workflow.access,
             catalog=catalog,
             inline_wait_max_seconds=settings.inline_wait_max_seconds,
         )
