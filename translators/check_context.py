@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resources.table_store_types import normalize_type
+from translators.app_access import AppAccess
 from translators.errors import Problem, did_you_mean, join_pointer
 from translators.spec import BaseStepSpec, ServiceSpec, VariableSpec
 from translators.sql_analysis import SqlBinder
@@ -24,6 +25,8 @@ class CheckContext:
     broken_services: Mapping[str, str]
     binder: SqlBinder
     problems: list[Problem] = field(default_factory=list)
+    # The app databases the workflow reaches (SPEC 8); None: a literal appId is not checked.
+    app_access: AppAccess | None = None
 
     def report(self, pointer: str, message: str, expected: str | None = None) -> None:
         problem = Problem(self.file, pointer, message, expected)

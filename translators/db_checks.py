@@ -2,8 +2,9 @@
 
 Tables and columns exist, `upsertKey` has a unique constraint, required columns are
 mapped, and mapped types are compatible. The app id comes from the step's `appId` with
-params at their defaults; a step whose app id needs a param without a default is reported
-as not checkable rather than guessed.
+params at their defaults; an `appId` that needs a param without a default is checked
+against the workflow's own app's database (SPEC 8), and one that renders to an app the
+workflow may not reach is a problem (its database is not opened).
 """
 
 from __future__ import annotations
@@ -73,14 +74,9 @@ def _check_step(
         return Problem(workflow.file, f"{pointer}/{field}", message, expected)
 
     app_id = _app_id(workflow, inner.app_id)
-    if app_id is None:
-        return [
-            problem(
-                "appId",
-                "cannot check: appId needs a param without a default",
-                "a default for the param, or a literal appId",
-            )
-        ]
+    refused = workflow.access.refusal(app_id)
+    if refused is not None:
+        return [problem("appId", *refused)]
     try:
         info = app_db.table_info(app_id, inner.table_name)
     except AppDatabaseError as error:
@@ -91,13 +87,16 @@ def _check_step(
     return _check_persist(inner, info, step, workflow, problem)
 
 
-def _app_id(workflow: WorkflowPlan, template: str) -> str | None:
+def _app_id(workflow: WorkflowPlan, template: str) -> str:
+    """The appId with params at their defaults; the workflow's own app when it needs a
+    value only known at launch (a param without a default): that is the database a run
+    normally reaches, and the only one reachable without app.json (SPEC 8)."""
     defaults: dict[str, Any] = {}
     for name, spec in workflow.spec.variables.items():
-        if isinstance(spec, ParamVariableSpec) and not spec.required:
+        if isinstance(spec, ParamVariableSpec) and "default" in spec.model_fields_set:
             defaults[name] = spec.default
     if any(ref.name not in defaults for ref in find_refs(template)):
-        return None
+        return workflow.app_id
     return str(render(template, defaults))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from translators.app_access import AppAccess, read_app_access
 from translators.check_context import CheckContext
 from translators.checks import check_variables, check_workflow, variables_of
 from translators.errors import Problem, pointer_order
@@ -159,10 +160,12 @@ def _load_app(loading: _Loading, app_dir: Path) -> None:
             folder, "", f"invalid app id '{app_id}' (the folder name)", APP_ID_EXPECTED
         )
         loading.result.problems.append(app_problem)
+    access = read_app_access(app_dir, folder, read_json)  # app.json (SPEC 8)
+    loading.result.problems += access.problems
     app = AppWorkflows(app_id=app_id, folder=folder, valid={})
     valid: dict[str, WorkflowPlan] = {}
     for path in sorted((app_dir / "workflows").glob("*.json")):
-        loaded = _load_workflow(loading, path, app_id)
+        loaded = _load_workflow(loading, path, access)
         if isinstance(loaded, WorkflowPlan) and app_problem is None:
             valid[path.stem] = loaded
             continue
@@ -192,9 +195,11 @@ def _load_schedules(loading: _Loading, path: Path, app: AppWorkflows) -> None:
     loading.result.problems += problems
 
 
-def _load_workflow(loading: _Loading, path: Path, app_id: str) -> WorkflowPlan | BrokenWorkflow:
+def _load_workflow(
+    loading: _Loading, path: Path, access: AppAccess
+) -> WorkflowPlan | BrokenWorkflow:
     """One workflow file; its problems are also added to `result.problems`."""
-    stem, file = path.stem, loading.rel(path)
+    stem, file, app_id = path.stem, loading.rel(path), access.app_id
     raw, problem = read_json(path, file)
     if problem is not None:
         loading.result.problems.append(problem)
@@ -207,7 +212,12 @@ def _load_workflow(loading: _Loading, path: Path, app_id: str) -> WorkflowPlan |
         problems += validation_problems(exc, raw, WorkflowSpec, file)
     variables = variables_of(raw, spec.variables if spec else _parse_variables(raw))
     ctx = CheckContext(
-        file, variables, loading.result.services, loading.broken_services, loading.binder
+        file,
+        variables,
+        loading.result.services,
+        loading.broken_services,
+        loading.binder,
+        app_access=access,
     )
     check_variables(ctx, list(variables))
     raw_steps = _raw_steps(raw)
@@ -218,7 +228,7 @@ def _load_workflow(loading: _Loading, path: Path, app_id: str) -> WorkflowPlan |
     loading.result.problems += problems
     if problems or spec is None:
         return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems)
-    return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps)
+    return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps, access.databases)
 
 
 def _raw_steps(raw: Any) -> list[Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from translators.app_access import AppAccess
 from translators.errors import DefinitionError, Problem
 from translators.spec import BaseStepSpec, ScheduleEntrySpec, ServiceSpec, WorkflowSpec
 
@@ -51,6 +52,17 @@ class WorkflowPlan:
     job_name: str
     spec: WorkflowSpec
     steps: list[StepPlan]
+    # Other apps whose databases the workflow reaches: `databases` of its app.json (SPEC 8).
+    databases: tuple[str, ...] = ()
+
+    @property
+    def access(self) -> AppAccess:
+        return AppAccess(self.app_id, self.databases)
+
+    @property
+    def allowed_app_ids(self) -> frozenset[str]:
+        """The app ids an importFromDatabase or persistToDatabase step may name."""
+        return self.access.allowed
 
 
 @dataclass(frozen=True)

@@ -218,9 +218,14 @@ def check_operation(
 
 
 def check_app_id(ctx: CheckContext, value: str, pointer: str) -> None:
-    """A literal appId must be a valid app id; a template is checked as a template."""
-    if "{{" not in value and not APP_ID_PATTERN.match(value):
+    """A literal appId must be a valid app id of a database the workflow reaches (SPEC 8);
+    a template is checked as a template, and its value before the step runs."""
+    if "{{" in value:
+        return
+    if not APP_ID_PATTERN.match(value):
         ctx.report(pointer, f"invalid appId {value!r}", APP_ID_EXPECTED)
+    elif ctx.app_access is not None and (refused := ctx.app_access.refusal(value)):
+        ctx.report(pointer, *refused)
 
 
 def check_persist(

@@ -1,5 +1,6 @@
 """Pydantic models of the definition files. After parsing, no code touches raw dicts."""
 
+from translators.spec.app import AppSpec
 from translators.spec.modifiers import (
     CursorPaginationSpec,
     FieldMapping,
@@ -35,6 +36,7 @@ from translators.spec.workflow import (
 )
 
 __all__ = [
+    "AppSpec",
     "BaseStepSpec",
     "BranchStepSpec",
     "CursorPaginationSpec",

@@ -11,7 +11,8 @@ from translators.templates import render
 
 def run_import(spec: ImportFromDatabaseStepSpec, rt: StepRuntime) -> StepResult:
     source = spec.import_from_database
-    app_id = render_str(source.app_id, rt.variables)
+    # Refused before the database is opened when the workflow may not reach it (SPEC 8).
+    app_id = rt.app_access.ensure(rt.plan.name, render_str(source.app_id, rt.variables))
     mapping = source.field_mapping
     columns = source.columns
     if mapping is not None:

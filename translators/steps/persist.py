@@ -12,7 +12,8 @@ from translators.steps.runtime import StepResult, StepRuntime
 
 def run_persist(spec: PersistToDatabaseStepSpec, rt: StepRuntime) -> StepResult:
     target = spec.persist_to_database
-    app_id = render_str(target.app_id, rt.variables)
+    # Refused before anything is read or written when the workflow may not reach it (SPEC 8).
+    app_id = rt.app_access.ensure(rt.plan.name, render_str(target.app_id, rt.variables))
     source = rt.table(target.source_table)
     request = PersistRequest(
         table=target.table_name,

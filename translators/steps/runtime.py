@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from resources.app_database import AppDatabaseResource
     from resources.service import ServiceResource
     from resources.table_store import TableHandle, TableStoreResource, TableWriter
+    from translators.app_access import AppAccess
     from translators.loader import StepPlan
     from translators.spec import ServiceSpec
 
@@ -43,6 +44,8 @@ class StepRuntime:
     app_db: AppDatabaseResource
     services: dict[str, ServiceResource]
     log: logging.Logger | Any
+    # The app databases this step may open (SPEC 8); see `AppAccess.ensure`.
+    app_access: AppAccess
     catalog: dict[str, ServiceSpec] = field(default_factory=dict)
     inline_wait_max_seconds: int = 300
 
