@@ -57,28 +57,24 @@ from resources.app_db_schema import (
     inspect_table,
     python_values,
 )
+from resources.persist_markers import (
+    claim_marker,
+    ensure_marker_table,
+    record_marker,
+    refuse_reserved_target,
+    stage_table_name,
+)
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["upsert", "replaceAll", "append"]
 OnRowError = Literal["fail", "skip"]
 
-MARKER_TABLE = "_workflow_persist_markers"
-STAGE_TABLE = "_wf_stage"
 ROW_COLUMN = "_wf_row"
 CHUNK_ROWS = 10_000
 MAX_REPORTED_ERRORS = 10
 
 ROW_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
-
-_MARKERS = sa.Table(
-    MARKER_TABLE,
-    sa.MetaData(),
-    sa.Column("lineage", sa.Text, primary_key=True),
-    sa.Column("step", sa.Text, primary_key=True),
-    sa.Column("rows_written", sa.BigInteger, nullable=False),
-    sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,7 @@ class PersistRequest:
     on_row_error: OnRowError = "fail"
 
     def __post_init__(self) -> None:
+        refuse_reserved_target(self.table)
         if self.mode not in ("upsert", "replaceAll", "append"):
             raise AppDatabaseError(f"unknown persist mode {self.mode!r}")
         if self.on_row_error not in ("fail", "skip"):
@@ -124,22 +121,28 @@ def persist_batches(
     *,
     lineage: str,
     step: str,
+    before_commit: Callable[[], None] | None = None,
 ) -> PersistResult:
-    """Write `batches` exactly once per `(lineage, step)`; `conn` must have no transaction."""
+    """Write `batches` exactly once per `(lineage, step)`; `conn` must have no transaction.
+
+    `before_commit` runs last inside the transaction: raising there rolls the write back.
+    """
     started = time.monotonic()
     ensure_marker_table(conn)
     try:
         with conn.begin():
-            if not _claim_marker(conn, lineage, step):
+            if not claim_marker(conn, lineage, step):
                 log.info("persist %s/%s: already written, skipping", lineage, step)
                 return PersistResult(0, already_done=True, duration_s=_since(started))
             info = inspect_table(conn, request.table, where)
             first, batches = _peek(batches)
             columns = first.schema.names if first is not None else []
             check_target(info, request, columns)
-            writer = _Writer(conn, info, request, columns)
+            writer = _Writer(conn, info, request, columns, stage_table_name(lineage, step))
             written = writer.write(batches) if first is not None else 0
-            _record_marker(conn, lineage, step, written)
+            record_marker(conn, lineage, step, written)
+            if before_commit is not None:
+                before_commit()
     except (sa.exc.OperationalError, psycopg.OperationalError):
         raise  # transient (lock, lost connection, deadlock): the step retries the whole write
     except (sa.exc.DBAPIError, psycopg.Error) as exc:
@@ -179,40 +182,6 @@ def check_target(info: TableInfo, request: PersistRequest, columns: list[str]) -
         )
 
 
-def ensure_marker_table(conn: Connection) -> None:
-    """Create the bookkeeping table once (its own transaction; a concurrent create is fine)."""
-    try:
-        with conn.begin():
-            _MARKERS.create(conn, checkfirst=True)
-    except sa.exc.DBAPIError:
-        exists = sa.inspect(conn).has_table(MARKER_TABLE)
-        conn.rollback()
-        if not exists:
-            raise
-
-
-def _claim_marker(conn: Connection, lineage: str, step: str) -> bool:
-    result = conn.execute(
-        sa.text(
-            f"INSERT INTO {_q(conn, MARKER_TABLE)} (lineage, step, rows_written, committed_at)"
-            " VALUES (:lineage, :step, 0, CURRENT_TIMESTAMP)"
-            " ON CONFLICT (lineage, step) DO NOTHING"
-        ),
-        {"lineage": lineage, "step": step},
-    )
-    return result.rowcount == 1
-
-
-def _record_marker(conn: Connection, lineage: str, step: str, rows: int) -> None:
-    conn.execute(
-        sa.text(
-            f"UPDATE {_q(conn, MARKER_TABLE)} SET rows_written = :rows,"
-            " committed_at = CURRENT_TIMESTAMP WHERE lineage = :lineage AND step = :step"
-        ),
-        {"rows": rows, "lineage": lineage, "step": step},
-    )
-
-
 class _RowErrors:
     """Collects skipped rows, or under `fail` raises on the first one."""
 
@@ -222,13 +191,15 @@ class _RowErrors:
         self.count = 0
         self._first: list[tuple[int, str]] = []
 
-    def add(self, row: int, exc: BaseException) -> None:
-        message = f"row {row}: {first_line(exc)}"
+    def add(self, row: int, error: BaseException | str) -> None:
+        """Record row `row`'s error: a driver exception, or our own message."""
+        cause = error if isinstance(error, BaseException) else None
+        message = f"row {row}: {first_line(cause) if cause else error}"
         if not self.skip:
             raise AppDatabaseError(
                 f"persist to {self.table!r} failed at source {message}; nothing was written "
                 "(onRowError is fail)"
-            ) from exc
+            ) from cause
         self.count += 1
         # Staging finds type errors before the apply step finds constraint errors: keep the
         # lowest row numbers, in order.
@@ -244,7 +215,12 @@ class _Writer:
     """Stages the source rows and applies them to the target in the request's mode."""
 
     def __init__(
-        self, conn: Connection, info: TableInfo, request: PersistRequest, columns: list[str]
+        self,
+        conn: Connection,
+        info: TableInfo,
+        request: PersistRequest,
+        columns: list[str],
+        stage: str,
     ) -> None:
         self.conn = conn
         self.request = request
@@ -252,8 +228,12 @@ class _Writer:
         self.errors = _RowErrors(request.on_row_error == "skip", info.name)
         self.sqlite = conn.dialect.name == "sqlite"
         self.copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        self.target = _q(conn, info.name)
-        self.stage = _q(conn, STAGE_TABLE)
+        # Both names carry their schema: unqualified, a temporary table shadows a user
+        # table of the same name on SQLite and PostgreSQL alike.
+        self.target = _target_name(conn, info.name)
+        self.temp_schema = "temp" if self.sqlite else "pg_temp"
+        self.stage_name = stage
+        self.stage = f"{self.temp_schema}.{_q(conn, stage)}"
         self.row = _q(conn, ROW_COLUMN)
         self.cols = ", ".join(_q(conn, c) for c in columns)
         self.staged = 0
@@ -277,6 +257,8 @@ class _Writer:
         )
         if self.copy:
             self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
+        if self.request.mode == "upsert":
+            self._drop_null_keys()
         if self.request.mode == "replaceAll":
             self._delete_matches()
         written = self._bisect(1, self.staged, self._insert_range) if self.staged else 0
@@ -357,6 +339,26 @@ class _Writer:
 
         return load
 
+    def _drop_null_keys(self) -> None:
+        """A NULL key matches no row (NULLs are distinct), so the row would be inserted
+        again on every run: it is a row error, found with one scan of the staging table."""
+        key = self.request.upsert_key or []
+        names = [_q(self.conn, c) for c in key]
+        condition = " OR ".join(f"{n} IS NULL" for n in names)
+        found = self.conn.exec_driver_sql(
+            f"SELECT {self.row}, {', '.join(names)} FROM {self.stage}"
+            f" WHERE {condition} ORDER BY {self.row}"
+        ).all()
+        for row, *values in found:
+            column = key[values.index(None)]
+            self.errors.add(
+                row,
+                f"upsertKey column {column!r} is NULL (a NULL key matches no existing row, "
+                "so the row would be inserted again on every run)",
+            )
+        if found:
+            self.conn.exec_driver_sql(f"DELETE FROM {self.stage} WHERE {condition}")
+
     def _delete_matches(self) -> None:
         names = self.request.match_columns or []
         match = ", ".join(_q(self.conn, c) for c in names)
@@ -414,8 +416,13 @@ class _Writer:
                 self.errors.add(lo, exc)
                 return 0
         if not self.indexed and not self.direct:  # staging ranges are selected from now on
-            index = _q(self.conn, f"{STAGE_TABLE}_row")
-            self.conn.exec_driver_sql(f"CREATE INDEX {index} ON {self.stage} ({self.row})")
+            index = _q(self.conn, f"{self.stage_name}_row")
+            # SQLite names the index's schema, PostgreSQL the table's.
+            if self.sqlite:
+                on = f"{self.temp_schema}.{index} ON {_q(self.conn, self.stage_name)}"
+            else:
+                on = f"{index} ON {self.stage}"
+            self.conn.exec_driver_sql(f"CREATE INDEX {on} ({self.row})")
             self.indexed = True
         mid = (lo + hi) // 2
         return self._bisect(lo, mid, attempt) + self._bisect(mid + 1, hi, attempt)
@@ -429,6 +436,22 @@ def _peek(
     if first is None:
         return None, iterator
     return first, itertools.chain([first], iterator)
+
+
+def _target_name(conn: Connection, table: str) -> str:
+    """The target with the schema its unqualified name resolves to (before any staging)."""
+    if conn.dialect.name == "sqlite":
+        return f"main.{_q(conn, table)}"
+    if conn.dialect.name != "postgresql":
+        return _q(conn, table)
+    schema = conn.execute(
+        sa.text(
+            "SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE c.oid = to_regclass(:name)"
+        ),
+        {"name": _q(conn, table)},
+    ).scalar()
+    return f"{_q(conn, schema)}.{_q(conn, table)}" if schema else _q(conn, table)
 
 
 def _q(conn: Connection, name: str) -> str:
