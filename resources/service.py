@@ -19,6 +19,11 @@ Choices the spec leaves open:
 - forEach outcomes arrive in completion order, not input order; `ItemOutcome.key` says
   which item (the `item_key` column, else the item's position).
 - An empty response body is no records (a 204 to a POST), not a JSON error.
+- `timeout_seconds` is the total deadline of one attempt (connect, send, whole body),
+  retried like any timeout; `max_response_bytes` caps a body, failing at once
+  (`resources.service_transport`, docs/security.md).
+- A path placeholder's value is always exactly one segment: `/`, `?`, `#` are
+  percent-encoded and `.` / `..` become `%2E` / `%2E%2E`.
 """
 
 from __future__ import annotations
@@ -30,13 +35,13 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from resources.paginators import Paginator
 from resources.rate_limit import RateLimiter
 from resources.secrets import redact
+from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
 
 
 class ServiceCallError(Exception):
@@ -150,7 +155,14 @@ class ServiceResource(ConfigurableResource):
     base_url: str = Field(
         description="Base URL; the variable SERVICE_<NAME>_BASE_URL overrides it at run time."
     )
-    timeout_seconds: float = Field(default=30, description="Timeout of one HTTP request.")
+    timeout_seconds: float = Field(
+        default=30,
+        description="Total deadline of one request attempt: connect, send and the whole body.",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        description="Largest response body read, in bytes; a larger one fails the call.",
+    )
     auth_type: str = Field(default="none", description="none | bearer | header | basic")
     token_env: str | None = Field(default=None, description="Variable with the bearer token.")
     header_name: str | None = Field(default=None, description="Header name (auth `header`).")
@@ -178,16 +190,17 @@ class ServiceResource(ConfigurableResource):
             ServiceCallError: a non-retryable status, retries exhausted, bad JSON, no
                 value at `data_path`, or a pagination error (loop, maxPages, origin).
         """
-        from resources.service_http import PageLoop, Session, send_blocking  # import cycle
+        from resources.service_http import PageLoop, Session  # import cycle
+        from resources.service_transport import BlockingSender
 
         stats = stats if stats is not None else CallStats()
         session = Session.open(self)
         stats.start()
         try:
-            with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
+            with BlockingSender(session) as send:
                 loop = PageLoop(session, request, item_label=None)
                 while loop.pending is not None:
-                    page = loop.handle(send_blocking(client, loop, stats))
+                    page = loop.handle(send(loop, stats))
                     stats.pages += 1
                     stats.records += len(page.records)
                     stats.tick()

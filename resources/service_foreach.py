@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -24,6 +23,7 @@ import httpx
 from resources.secrets import redact
 from resources.service import CallRequest, CallStats, ItemOutcome, ServiceCallError
 from resources.service_http import PageLoop, Session
+from resources.service_transport import new_client, send
 
 _DONE = object()
 _POLL_S = 0.25  # how often the caller wakes to report progress while nothing finishes
@@ -126,12 +126,7 @@ class ForEachRun:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
         self._credits = asyncio.Semaphore(2 * self.parallel)
-        limits = httpx.Limits(
-            max_connections=self.parallel, max_keepalive_connections=self.parallel
-        )
-        async with httpx.AsyncClient(
-            timeout=self.session.timeout_s, limits=limits, follow_redirects=False
-        ) as client:
+        async with new_client(self.session, self.parallel) as client:
             try:
                 async with asyncio.TaskGroup() as group:
                     for _ in range(self.parallel):
@@ -164,7 +159,7 @@ class ForEachRun:
         try:
             loop = PageLoop(self.session, self.build_request(item), item_label=label)
             while loop.pending is not None:
-                page = loop.handle(await send_async(client, loop, self.stats))
+                page = loop.handle(await send(client, loop, self.stats))
                 records.extend(page.records)
                 pages += 1
                 self.stats.pages += 1
@@ -176,30 +171,6 @@ class ForEachRun:
             return ItemOutcome(item, None, redact(error), pages, key)
         self.stats.items += 1
         return ItemOutcome(item, records, None, pages, key)
-
-
-async def send_async(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> httpx.Response:
-    """Send `loop.pending` with the rate limits and retries (the async `send_blocking`)."""
-    prepared = loop.pending
-    assert prepared is not None
-    for attempt in itertools.count(1):
-        for limiter in loop.session.limiters:
-            await limiter.acquire_async()
-        stats.requests += 1
-        outcome: httpx.Response | Exception
-        try:
-            outcome = await client.request(
-                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            outcome = exc
-        delay = loop.check(outcome, attempt)
-        if delay is None:
-            assert isinstance(outcome, httpx.Response)
-            return outcome
-        stats.retries += 1
-        await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _single(exc: BaseException) -> BaseException:

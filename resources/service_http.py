@@ -1,21 +1,19 @@
-"""The page loop of a service call, free of I/O, and its blocking driver.
+"""The page loop of a service call, free of I/O.
 
 Internal to `resources.service`: `PageLoop` builds each request, judges each attempt's
 outcome (use it, retry after a delay, fail) and turns a response into a `Page` plus the
-next request. `send_blocking` here and `send_async` in `resources.service_foreach` are
-the only code that touches the network, so both drivers share every rule of SPEC 5.1
-and 5.5 and cannot drift apart.
+next request. `resources.service_transport.send` is the only code that touches the
+network, for both drivers, so they share every rule of SPEC 5.1 and 5.5 and every limit
+of a request, and cannot drift apart.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
-import itertools
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +27,8 @@ from resources.paginators import NextPage, PaginationError, Paginator, ensure_sa
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url, register_secret
-from resources.service import CallRequest, CallStats, Page, ServiceCallError
+from resources.service import CallRequest, Page, ServiceCallError
+from resources.service_transport import BodyTooLarge, DeadlineExceeded, Reply
 
 if TYPE_CHECKING:
     from resources.service import ServiceResource
@@ -53,6 +52,7 @@ class Session:
     service: str
     base_url: str
     timeout_s: float
+    max_response_bytes: int
     limiters: tuple[RateLimiter, ...]
     auth: Auth
 
@@ -67,6 +67,7 @@ class Session:
             service=resource.service_name,
             base_url=resource.resolved_base_url(),
             timeout_s=resource.timeout_seconds,
+            max_response_bytes=resource.max_response_bytes,
             limiters=tuple(lim for lim in (extra_limiter, shared) if lim is not None),
             auth=Auth(resource),
         )
@@ -201,20 +202,25 @@ class PageLoop:
             f"{op.method} {redact_url(target)} ({self.where()}): {detail}"
         )
 
-    def check(self, outcome: httpx.Response | Exception, attempt: int) -> float | None:
+    def check(self, outcome: Reply | Exception, attempt: int) -> float | None:
         """None: `outcome` is a response to use. A number: retry after that many seconds.
 
         Raises:
             ServiceCallError: the failure is final (not retryable, or retries exhausted).
         """
         retry_after: float | None = None
-        if isinstance(outcome, httpx.Response):
+        if isinstance(outcome, Reply):
             status: int | None = outcome.status_code
             if outcome.status_code < 300:
                 return None
             retryable = outcome.status_code in RETRYABLE_STATUSES
             retry_after = retry_after_seconds(outcome.headers.get("retry-after"))
             detail = _failure_detail(outcome)
+        elif isinstance(outcome, DeadlineExceeded | BodyTooLarge):
+            # SPEC 5.5: a timeout is retried; a body over the cap would come back the same.
+            status = outcome.status if isinstance(outcome, BodyTooLarge) else None
+            retryable = isinstance(outcome, DeadlineExceeded)
+            detail = str(outcome)
         else:
             status = None
             retryable = isinstance(outcome, httpx.TransportError) and not isinstance(
@@ -231,7 +237,7 @@ class PageLoop:
         log.warning("%s; %s", redact(self._describe(detail, status=status)), retries)
         return delay
 
-    def handle(self, response: httpx.Response) -> Page:
+    def handle(self, response: Reply) -> Page:
         """The page in a successful response; sets `pending` to the following request."""
         current = self.pending
         assert current is not None
@@ -253,7 +259,7 @@ class PageLoop:
             "paginator": self.paginator.checkpoint(),
         }
 
-    def _decode(self, response: httpx.Response) -> Any:
+    def _decode(self, response: Reply) -> Any:
         if not response.content.strip():
             return None
         try:
@@ -265,14 +271,14 @@ class PageLoop:
                 status=response.status_code,
             ) from None
 
-    def _records(self, body: Any, response: httpx.Response) -> list[dict[str, Any]]:
+    def _records(self, body: Any, response: Reply) -> list[dict[str, Any]]:
         try:
             return records_at(body, self.request.data_path)
         except DataPathError as exc:
             raise self.error(str(exc), status=response.status_code) from None
 
     def _following(
-        self, body: Any, response: httpx.Response, count: int, current: Prepared
+        self, body: Any, response: Reply, count: int, current: Prepared
     ) -> Prepared | None:
         if self.paginator is None:
             return None
@@ -302,7 +308,7 @@ class PageLoop:
             name = match.group(1)
             if name not in rest:
                 raise self.error(f"the path needs the parameter `{name}`", url=op.path)
-            return quote(str(rest.pop(name)), safe="")
+            return path_segment(rest.pop(name))
 
         path = _PLACEHOLDER_RE.sub(fill, op.path)
         url = httpx.URL(f"{self.session.base_url}/{path.lstrip('/')}")
@@ -332,12 +338,26 @@ def _query(params: Mapping[str, Any]) -> dict[str, Any]:
     return query
 
 
-def _excerpt(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:BODY_EXCERPT_CHARS] + ("..." if len(text) > BODY_EXCERPT_CHARS else "")
+def path_segment(value: object) -> str:
+    """`value` as exactly one path segment, so that data never changes the path.
+
+    Every reserved character is percent-encoded (`/`, `?`, `#`, ...); a `.` or `..`
+    segment, which `quote` leaves alone and httpx would resolve (dropping the segment
+    before it), becomes `%2E` / `%2E%2E`, which httpx sends as it is.
+    """
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
 
 
-def _failure_detail(response: httpx.Response) -> str:
+def _excerpt(response: Reply) -> str:
+    """The start of a body for an error: masked first, then cut, so that a secret
+    straddling the cut is masked whole instead of leaving its start behind."""
+    masked = redact(response.text)
+    more = len(masked) > BODY_EXCERPT_CHARS or response.truncated
+    return " ".join(masked[:BODY_EXCERPT_CHARS].split()) + ("..." if more else "")
+
+
+def _failure_detail(response: Reply) -> str:
     if 300 <= response.status_code < 400:
         location = redact_url(response.headers.get("location", "(none)"))
         return f"unexpected redirect to {location} (redirects are not followed)"
@@ -359,27 +379,3 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def send_blocking(client: httpx.Client, loop: PageLoop, stats: CallStats) -> httpx.Response:
-    """Send `loop.pending`, with the rate limit and the retries of SPEC 5.5."""
-    prepared = loop.pending
-    assert prepared is not None
-    for attempt in itertools.count(1):
-        for limiter in loop.session.limiters:
-            limiter.acquire()
-        stats.requests += 1
-        outcome: httpx.Response | Exception
-        try:
-            outcome = client.request(
-                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            outcome = exc
-        delay = loop.check(outcome, attempt)
-        if delay is None:
-            assert isinstance(outcome, httpx.Response)
-            return outcome
-        stats.retries += 1
-        time.sleep(delay)
-    raise AssertionError("unreachable")

@@ -231,7 +231,7 @@ def test_retry_after_is_honoured(server: LocalHTTPServer) -> None:
 
 def test_timeouts_are_retried_then_reported(server: LocalHTTPServer) -> None:
     request = call("/slow", params={"delay": 0.6}, max_retries=1)
-    with pytest.raises(ServiceCallError, match=r"ReadTimeout.*after 1 retries"):
+    with pytest.raises(ServiceCallError, match=r"timeoutSeconds=0\.15.*after 1 retries"):
         all_records(service(server, timeout_seconds=0.15), request)
     assert len(server.requests_to("/slow")) == 2
 

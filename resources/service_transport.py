@@ -1,0 +1,173 @@
+"""Sending the requests of a service call: retries, a total deadline and a body size cap.
+
+Internal to `resources.service`. Both drivers send through `send`: the forEach loop
+awaits it on its own event loop (`resources.service_foreach`), and `BlockingSender` runs
+it on a private event loop for `iter_pages`. The blocking path uses asyncio too because
+httpx's timeouts bound each connect, write and read on its own: a server trickling one
+byte a second never trips them. `asyncio.timeout` bounds the whole attempt (connect,
+send, headers and the whole body), and one code path keeps both drivers' rules equal.
+
+Limits of one attempt (documented in docs/security.md):
+- `timeoutSeconds` is its total deadline. An overrun is a timeout, retryable as SPEC 5.5
+  says of timeouts.
+- `maxResponseBytes` caps the (decoded) body of a successful response: Content-Length is
+  checked up front and the body is read in pieces with a running count, so at most the
+  cap is held. Passing it fails at once, without a retry: the same request would return
+  the same body. Error responses are read only up to `ERROR_BODY_BYTES`, for the excerpt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+if TYPE_CHECKING:
+    from resources.service import CallStats
+    from resources.service_http import PageLoop, Prepared, Session
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
+ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response read within the limits: status, headers and the decoded body.
+
+    `truncated`: only the start of an error response's body was read.
+    """
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    encoding: str = "utf-8"
+    truncated: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+
+class DeadlineExceeded(Exception):
+    """An attempt did not complete within `timeoutSeconds` (retryable, as a timeout)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"no complete response within timeoutSeconds={timeout_s:g} "
+            "(the deadline of one request: connect, send and the whole body)"
+        )
+
+
+class BodyTooLarge(Exception):
+    """A response body passed `maxResponseBytes` (final, never retried)."""
+
+    def __init__(self, cap: int, status: int, seen: str) -> None:
+        super().__init__(
+            f"the response body is larger than maxResponseBytes={cap} ({cap / 2**20:g} MiB); {seen}"
+        )
+        self.status = status
+
+
+def new_client(session: Session, parallel: int = 1) -> httpx.AsyncClient:
+    """The client of one call or forEach. httpx's own timeouts stay as a backstop."""
+    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
+    return httpx.AsyncClient(timeout=session.timeout_s, limits=limits, follow_redirects=False)
+
+
+async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> Reply:
+    """Send `loop.pending` with the rate limits, the limits and the retries of SPEC 5.5."""
+    prepared = loop.pending
+    assert prepared is not None
+    for attempt in itertools.count(1):
+        for limiter in loop.session.limiters:
+            await limiter.acquire_async()  # waiting for our own rate limit is not the server's
+        stats.requests += 1
+        outcome = await attempt_once(client, prepared, loop.session)
+        delay = loop.check(outcome, attempt)
+        if delay is None:
+            assert isinstance(outcome, Reply)
+            return outcome
+        stats.retries += 1
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def attempt_once(
+    client: httpx.AsyncClient, prepared: Prepared, session: Session
+) -> Reply | Exception:
+    """One attempt within the deadline and the size cap; a failure is returned, not raised."""
+    try:
+        async with asyncio.timeout(session.timeout_s):
+            async with client.stream(
+                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
+            ) as response:
+                return await _read(response, session.max_response_bytes)
+    except TimeoutError:  # asyncio's deadline; httpx's own timeouts are HTTPErrors
+        return DeadlineExceeded(session.timeout_s)
+    except (httpx.HTTPError, httpx.InvalidURL, BodyTooLarge) as exc:
+        return exc
+
+
+async def _read(response: httpx.Response, cap: int) -> Reply:
+    status = response.status_code
+    if status >= 300:
+        limit = ERROR_BODY_BYTES
+    else:
+        limit = cap
+        declared = response.headers.get("content-length", "")
+        # With a Content-Encoding the length is the encoded one: the running count decides.
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        if declared.isdigit() and int(declared) > cap and not encoded:
+            raise BodyTooLarge(cap, status, f"Content-Length says {declared}")
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async for chunk in response.aiter_bytes():  # decoded pieces: a gzip bomb counts in full
+        size += len(chunk)
+        if size > limit:
+            if status < 300:
+                raise BodyTooLarge(cap, status, f"stopped reading after {size} bytes")
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            truncated = True
+            break
+        chunks.append(chunk)
+    return Reply(
+        status, response.headers, b"".join(chunks), response.encoding or "utf-8", truncated
+    )
+
+
+class BlockingSender:
+    """`send` for a caller without an event loop (`iter_pages`): a private loop and client.
+
+    Use as a context manager; calling it sends `loop.pending` and returns the `Reply`.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._runner = asyncio.Runner()
+        self._client = self._runner.run(_client_in_loop(session))
+
+    def __call__(self, loop: PageLoop, stats: CallStats) -> Reply:
+        return self._runner.run(send(self._client, loop, stats))
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._client.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> BlockingSender:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+async def _client_in_loop(session: Session) -> httpx.AsyncClient:
+    """A client made inside the loop that will use it."""
+    return new_client(session)
