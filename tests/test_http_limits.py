@@ -8,6 +8,7 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,11 @@ from resources.service import (
     ServiceCallError,
     ServiceResource,
 )
+from tests.definition_files import SHOP_SERVICE, write_defs
 from tests.support.http_server import LocalHTTPServer
+from translators.definitions import service_resource
+from translators.loader import load_definitions
+from translators.spec import ServiceSpec
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +158,22 @@ def test_a_body_at_the_cap_is_read(server: LocalHTTPServer) -> None:
 def test_the_cap_has_a_sensible_default() -> None:
     svc = ServiceResource(service_name="x", base_url="http://127.0.0.1:9")
     assert svc.max_response_bytes == 64 * MIB
+    assert ServiceSpec.model_validate(SHOP_SERVICE).max_response_bytes == 64 * MIB
+
+
+def test_the_catalog_setting_reaches_the_resource(tmp_path: Path) -> None:
+    entry = {**SHOP_SERVICE, "maxResponseBytes": 2 * MIB, "timeoutSeconds": 7}
+    result = load_definitions(write_defs(tmp_path, {"services/shop.json": entry}))
+    assert result.ok, result.problems
+    resource = service_resource(result.services["shop"])
+    assert (resource.max_response_bytes, resource.timeout_seconds) == (2 * MIB, 7)
+
+
+def test_a_bad_cap_is_a_problem_at_its_pointer(tmp_path: Path) -> None:
+    entry = {**SHOP_SERVICE, "maxResponseBytes": 10}
+    result = load_definitions(write_defs(tmp_path, {"services/shop.json": entry}))
+    [problem] = [p for p in result.problems if p.file == "services/shop.json"]
+    assert problem.pointer == "/maxResponseBytes" and "1024" in str(problem)
 
 
 # --- point 6: path values stay one segment ----------------------------------------------

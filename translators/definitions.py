@@ -38,6 +38,7 @@ def service_resource(spec: ServiceSpec) -> ServiceResource:
         service_name=spec.name,
         base_url=spec.base_url,
         timeout_seconds=spec.timeout_seconds,
+        max_response_bytes=spec.max_response_bytes,
         auth_type=auth.type,
         token_env=getattr(auth, "token_env", None),
         header_name=getattr(auth, "name", None),

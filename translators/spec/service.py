@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
 from translators.spec.base import SpecModel
 from translators.spec.modifiers import RateLimitSpec
 
@@ -50,6 +51,21 @@ class ServiceSpec(SpecModel):
     auth: AuthSpec = Field(default_factory=lambda: NoAuthSpec(type="none"))
     # Names an environment variable holding a JSON object: user id -> token (runAsUser).
     user_tokens_env: str | None = None
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30
+    timeout_seconds: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="Total deadline of one request attempt (connect, send and the whole "
+            "body); an overrun is a timeout, retried as SPEC 5.5 says.",
+        ),
+    ] = 30
+    max_response_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            description="Largest response body read, in bytes (default 64 MiB); a larger "
+            "one fails the call at once, without a retry.",
+        ),
+    ] = DEFAULT_MAX_RESPONSE_BYTES
     rate_limit: RateLimitSpec | None = None
     operations: Annotated[dict[str, OperationSpec], Field(min_length=1)]
