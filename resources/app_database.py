@@ -13,6 +13,11 @@ streamed import does not block a persist to the same file), with SQLAlchemy emit
 BEGIN itself so that savepoints and DDL are transactional; writers take the write lock up
 front (BEGIN IMMEDIATE).
 
+An SQLite file is opened read-write but never created (`mode=rw`): a missing file is an
+error, not a new empty database. A persist notes the file's identity (device, inode) when
+it connects and checks it before and after the commit, because a deleted or replaced file
+does not stop SQLite: the write would go on into the old, unlinked file and be lost.
+
 The write path (persist modes, exactly-once marker, COPY) lives in `resources.persist_sql`;
 table reflection and type mapping in `resources.app_db_schema`.
 """
@@ -23,7 +28,8 @@ import datetime as dt
 import decimal
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ from resources.app_db_schema import (
     to_arrow,
 )
 from resources.persist_sql import PersistRequest, PersistResult, persist_batches
+from resources.secrets import mask_db_url
 
 __all__ = [
     "AppDatabaseError",
@@ -73,11 +80,8 @@ def validate_app_id(app_id: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***` (safe for messages and logs)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparseable database URL>"
+    """The URL with every credential form masked (safe for messages and logs)."""
+    return mask_db_url(url)
 
 
 class AppDatabaseResource(dg.ConfigurableResource):
@@ -116,6 +120,13 @@ class AppDatabaseResource(dg.ConfigurableResource):
         other problem is an `AppDatabaseError`.
         """
         url = self.url_for(app_id)
+        path = sqlite_file(url)
+        if path is not None and not path.exists():
+            raise AppDatabaseError(
+                f"{self.describe(app_id)}: the database file does not exist; create it and "
+                "its tables first (a missing file is not created, so that a deleted database "
+                "is never silently replaced by an empty one)"
+            )
         engine = _create_engine(url, write=write)
         try:
             try:
@@ -196,10 +207,55 @@ class AppDatabaseResource(dg.ConfigurableResource):
         See `resources.persist_sql` for the transaction, the staging table, the COPY fast path
         on PostgreSQL and how `onRowError` finds the bad rows.
         """
+        where = self.describe(app_id)
+        path = sqlite_file(self.url_for(app_id))
         with self.connect(app_id, write=True) as conn:
-            return persist_batches(
-                conn, self.describe(app_id), request, batches, lineage=lineage, step=step
+            same_file = _file_watch(path, f"persist to {request.table!r} in {where}")
+            result = persist_batches(
+                conn, where, request, batches, lineage=lineage, step=step, before_commit=same_file
             )
+            if not result.already_done:  # deleted between the check above and the commit
+                same_file(f"its {result.rows_written} row(s) were committed into the old file")
+        return result
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a plain SQLite file URL (absolute), else None (server, memory, URI)."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return None  # an SQLite URI: its own options (mode, cache) are the user's choice
+    return Path(os.path.abspath(database))
+
+
+def _file_watch(path: Path | None, what: str) -> Callable[..., None]:
+    """A check that `path` is still the file it is now; a no-op without a file."""
+    if path is None:
+        return lambda *_: None
+    identity = _identity(path)
+
+    def check(consequence: str = "nothing was written") -> None:
+        now = _identity(path)
+        if identity is None or now != identity:
+            raise AppDatabaseError(
+                f"{what}: the database file {path.name} was deleted or replaced during the "
+                f"write; {consequence}"
+            )
+
+    return check
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _create_engine(url: str, *, write: bool) -> sa.Engine:
@@ -209,6 +265,10 @@ def _create_engine(url: str, *, write: bool) -> sa.Engine:
         raise AppDatabaseError(f"not a database URL: {mask_url(url)}") from None
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, poolclass=NullPool, hide_parameters=True)
+    path = sqlite_file(url)
+    if path is not None:  # read-write, never create (see the module docstring)
+        uri = "file:" + urllib.parse.quote(str(path))
+        parsed = parsed.set(database=uri, query={**parsed.query, "mode": "rw", "uri": "true"})
     engine = sa.create_engine(
         parsed,
         poolclass=NullPool,

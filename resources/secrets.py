@@ -2,10 +2,18 @@
 
 Secrets are read from the environment only when a call needs them; whoever reads one
 registers it here first, so every message built afterwards can be passed through
-`redact`. Besides the registered values, query-string values of parameters whose name
-looks sensitive (`token`, `key`, `secret`, `password`, `auth`, ...) and the password of
-a `user:password@host` URL are masked, so a secret that never went through the
-registry (a key hard-coded in a URL) is still hidden.
+`redact`. Besides the registered values, three credential shapes are masked wherever
+they appear, so a secret that never went through the registry (a key hard-coded in a
+URL) is still hidden:
+
+- query-string values of parameters whose name looks sensitive (`token`, `key`,
+  `secret`, `password`, `sslpassword`, `auth`, ...);
+- the password of a `scheme://user:password@host` URL, also one holding unencoded `@`;
+- `password=` / `sslpassword=` of a libpq keyword/value string (`host=x password=y`,
+  quoted values included).
+
+`mask_db_url` masks a database URL for display; `db_url_passwords` finds the passwords
+in one, for registration.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from urllib.parse import quote, quote_plus
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
 
@@ -23,8 +32,30 @@ _QUERY_VALUE_RE = re.compile(
     rf"(?P<prefix>[?&;]{_SENSITIVE_NAME}[^=&#\s\"'<>]*=)(?P<value>[^&#\s\"'<>]*)",
     re.IGNORECASE,
 )
-# `scheme://user:password@` in a URL.
-_USERINFO_RE = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]*(?=@)")
+# `scheme://user:password@` in a URL. The user may hold `@` (SQLAlchemy reads it up to
+# the first `:`); the password runs to the LAST `@` before the path, so an unencoded `@`
+# in it does not leave its tail visible. A `/` or `?` ends the authority: in free text
+# that keeps `http://host:8080/x?mail=a@b` intact (see `mask_db_url` for DB URLs).
+_USERINFO_RE = re.compile(r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:'\"<>]*:)[^/?\s'\"<>]*(?=@)")
+# libpq keyword/value strings: `password=y`, `password = 'a b\'c'`, `sslpassword=y`.
+# libpq skips blanks around `=`, so `password= host=x` really sets the password to
+# `host=x`. Only after a blank, a quote, `(` or `,`, or at the start: a query string's
+# `&password=` is `_QUERY_VALUE_RE`'s.
+_KEYWORD_RE = re.compile(
+    r"(?P<prefix>(?<![^\s'\"(,])(?:ssl)?password\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|[^\s'\"]+)",
+    re.IGNORECASE,
+)
+_DB_SCHEME_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
+# A database URL in free text: its password may hold `/` and `?` (SQLAlchemy), so it is
+# split like `mask_db_url` does rather than by `_USERINFO_RE`.
+_DB_URL_RE = re.compile(
+    r"\b(?:postgres|postgresql|mysql|mariadb|mssql|oracle|cockroachdb|redshift)"
+    r"(?:\+\w+)?://[^\s'\"<>]+",
+    re.IGNORECASE,
+)
+_KEYWORD_START_RE = re.compile(r"^\s*\w+\s*=")
+_PASSWORD_PARAMS = {"password", "sslpassword"}
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -57,14 +88,88 @@ def is_registered(value: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret and every sensitive query value masked."""
+    """`text` with every registered secret and every credential shape masked."""
     if not text:
         return text
     pattern = _pattern  # read once: registration may swap it concurrently
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _QUERY_VALUE_RE.sub(lambda m: m.group("prefix") + MASK, text)
+    text = _KEYWORD_RE.sub(lambda m: m.group("prefix") + MASK, text)
+    text = _DB_URL_RE.sub(lambda m: _mask_userinfo(m.group(0)), text)
     return _USERINFO_RE.sub(lambda m: m.group("prefix") + MASK, text)
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with `redact` applied to every string in it (dicts, lists and tuples too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(v) for v in value)
+    return value
+
+
+def mask_db_url(url: str) -> str:
+    """A database URL or libpq keyword/value string, safe to show.
+
+    Registered secrets and every credential form libpq and SQLAlchemy accept are masked:
+    the URL's password (also with unencoded `@`, `/` or `?` in it), `password` and
+    `sslpassword` query parameters, and keyword/value `password=`. Text that is neither
+    (a typo in a variable) may be a bare secret: it is not shown at all.
+    """
+    if not _DB_SCHEME_RE.match(url) and not _KEYWORD_START_RE.match(url):
+        return "<unparseable database URL>"
+    return redact(_mask_userinfo(url))
+
+
+def _mask_userinfo(url: str) -> str:
+    head, password, tail = _split_userinfo(url)
+    return url if password is None else head + MASK + tail
+
+
+def db_url_passwords(url: str) -> list[str]:
+    """Every password a database URL or libpq keyword/value string carries, as written
+    and decoded, so that registering them hides them in any later message."""
+    found: list[str] = []
+    _head, password, after = _split_userinfo(url)
+    if password:
+        found += [password, unquote(password)]
+    after = url if password is None else after
+    if _DB_SCHEME_RE.match(url) and "?" in after:
+        for name, value in parse_qsl(after.split("?", 1)[1]):
+            if name.lower() in _PASSWORD_PARAMS:
+                found.append(value)
+    for match in _KEYWORD_RE.finditer(url):
+        value = match.group("value")
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value.strip("'"))
+        found.append(value)
+    return [v for v in dict.fromkeys(found) if v]
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """`(up to the password, the password, from the @ on)`; `(url, None, "")` if none.
+
+    The user info ends at the last `@` before the query (the first `?` after an `@`):
+    SQLAlchemy lets a password hold `/` and `?`, and a `@` in the query (an
+    `application_name`) is not part of it. The user ends at the first `:`.
+    """
+    scheme = _DB_SCHEME_RE.match(url)
+    if scheme is None:
+        return url, None, ""
+    rest = url[scheme.end() :]
+    first_at = rest.find("@")
+    if first_at < 0:
+        return url, None, ""
+    query = rest.find("?", first_at)
+    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    colon = rest.find(":", 0, at)
+    if colon < 0 or "/" in rest[:colon]:
+        return url, None, ""
+    split = scheme.end() + colon + 1
+    return url[:split], url[split : scheme.end() + at], url[scheme.end() + at :]
 
 
 def redact_url(url: object) -> str:
