@@ -3,25 +3,34 @@ each finished item, so a retried or re-executed step resumes instead of starting
 
 A checkpoint lives under `<table store>/<run lineage>/checkpoints/<step>/`, so the step
 retry of a run and the re-execution of its failed steps (a new run with the same root)
-find it. It is a sequence of parts: `part-000001.parquet` holds rows (cast to the step's
-schema, like the final table) and `part-000001.json` says what they cover: the pagination
-state after them, the keys of the forEach items they finish, and running totals. The JSON
-is written last, by an atomic rename, so a part counts only once it is whole; a crash in
-between leaves an orphan that the next part overwrites.
+find it. Two kinds of files:
 
-Parts are flushed every `part_rows` rows (or finished items), and at least every
-`flush_seconds` while items finish, which bounds both memory and what a crash can lose.
-A forEach whose operation is a `mutation` records every item as it finishes, as one line
-of `items.jsonl` (a Parquet part per item would cost milliseconds each): a crash can then
-repeat at most the calls that were in flight. When the step succeeds, its
-table is assembled from the parts and the checkpoint is removed.
+- `journal.jsonl`: every finished page (its rows and the pagination state after it) or
+  item (its key, rows and page count) as one JSON line, written and flushed before the
+  next request is sent, whatever the page size. This is what makes "nothing finished is
+  fetched twice" hold when a step fails, is retried, or its process is killed.
+- parts: every `part_rows` rows (or finished items) the journal is compacted into
+  `part-000001.parquet` (rows cast to the step's schema, like the final table) and
+  `part-000001.json` (the pagination state, item keys, running totals and `seq`, the
+  number of the last journal entry the part covers); then the journal starts empty.
+  The JSON is written last, by an atomic rename, so a part counts only once it is whole.
+
+Every entry carries `seq`, a running number: on load, entries a part already covers (a
+crash between the part and the journal's reset) are ignored, and a line torn by a crash
+is cut off. The rows of the journal are kept in memory too (at most `part_rows`), so a
+compaction never reads the journal back. When the step succeeds its table is assembled
+from the parts and the checkpoint is removed.
+
+The journal is flushed to the operating system, not fsynced: it survives a killed
+process; a machine that loses its disk cache loses at most the last pages, which the
+resumed step fetches again (the journal is the only record of them, so nothing is written
+twice).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +41,7 @@ import pyarrow.parquet as pq
 
 from resources.table_store import TableStoreResource, TableWriter
 
-FLUSH_SECONDS = 10.0
+JOURNAL = "journal.jsonl"
 
 
 def key_text(key: Any) -> str:
@@ -50,56 +59,55 @@ class Resume:
     done_keys: set[str] = field(default_factory=set)
     pages: int = 0
     records: int = 0
+    seq: int = 0
 
     @property
     def found(self) -> bool:
         """Whether an earlier attempt left anything to resume from."""
-        return self.parts > 0 or bool(self.done_keys)
+        return self.seq > 0 or self.parts > 0 or bool(self.done_keys)
 
 
-class ItemJournal:
-    """Finished items, one JSON line each (key, rows, pages), appended as they finish.
+class Journal:
+    """Finished pages or items since the last part, one JSON line each, flushed at once.
 
-    A line torn by a crash is cut off on load, so the next append starts on a clean line.
     Rows go through JSON (dates as ISO text, decimals as text) and are cast back to the
-    step's schema when the table is assembled.
+    step's schema when they become a part.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: Any = None
 
-    def load(self, resume: Resume) -> None:
+    def load(self, after_seq: int) -> list[dict[str, Any]]:
+        """The entries after `after_seq`, in order; a torn last line is cut off."""
         if not self.path.exists():
-            return
-        good = 0
+            return []
+        entries, good = [], 0
         with self.path.open("rb") as lines:
             for line in lines:
                 try:
                     entry = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    break  # a torn last line: that item did not finish
-                resume.done_keys.add(entry["key"])
-                resume.records += len(entry["rows"])
-                resume.pages += entry["pages"]
+                    break  # a torn last line: that page or item did not finish
                 good += len(line)
+                if entry["seq"] > after_seq:
+                    entries.append(entry)
         with self.path.open("r+b") as file:
             file.truncate(good)
+        return entries
 
-    def append(self, key: str, rows: list[Mapping[str, Any]], pages: int) -> None:
+    def append(self, entry: Mapping[str, Any]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
-        entry = {"key": key, "rows": rows, "pages": pages}
         self._file.write(orjson.dumps(entry, default=str) + b"\n")
         self._file.flush()
 
-    def rows(self) -> Iterable[Mapping[str, Any]]:
+    def reset(self) -> None:
+        """Start empty: a part now holds everything the journal had."""
         self.close()
         if self.path.exists():
-            with self.path.open("rb") as lines:
-                for line in lines:
-                    yield from orjson.loads(line)["rows"]
+            self.path.open("wb").close()
 
     def close(self) -> None:
         if self._file is not None:
@@ -117,24 +125,23 @@ class StepCheckpoint:
         *,
         step_name: str,
         part_rows: int,
-        flush_seconds: float = FLUSH_SECONDS,
-        every_item: bool = False,
     ) -> None:
         self.folder = folder
         self.schema = dict(schema) if schema else None
         self.step_name = step_name
         self.part_rows = part_rows
-        self.flush_seconds = flush_seconds
-        self.journal = ItemJournal(folder / "items.jsonl") if every_item else None
-        self.resume = self._load()
-        self._parts = self.resume.parts
-        self._records: list[Mapping[str, Any]] = []
+        self.journal = Journal(folder / JOURNAL)
+        self._rows: list[Mapping[str, Any]] = []  # since the last part, when kept
+        self._buffered = 0  # rows since the last part
         self._keys: list[str] = []
-        self._state = self.resume.state
-        self._complete = self.resume.complete
-        self._pages = self.resume.pages
+        self.resume = Resume()
+        self._load_parts()
+        self._parts, self._part_seq = self.resume.parts, self.resume.seq
         self._total = self.resume.records
-        self._flushed_at = time.monotonic()
+        self._replay(self.journal.load(self.resume.seq))
+        self._seq = self.resume.seq
+        self._state, self._complete = self.resume.state, self.resume.complete
+        self._pages = self.resume.pages
 
     @classmethod
     def for_step(
@@ -143,77 +150,95 @@ class StepCheckpoint:
         lineage: str,
         step_name: str,
         schema: Mapping[str, str] | None,
-        *,
-        every_item: bool = False,
     ) -> StepCheckpoint:
-        """`every_item`: record each item as soon as it finishes (for calls with side
-        effects, so that a resumed step repeats none that finished)."""
         folder = store.root_path() / lineage / "checkpoints" / step_name
-        return cls(
-            folder, schema, step_name=step_name, part_rows=store.batch_rows, every_item=every_item
-        )
+        return cls(folder, schema, step_name=step_name, part_rows=store.batch_rows)
 
-    def _load(self) -> Resume:
-        resume = Resume()
+    def _load_parts(self) -> None:
+        resume = self.resume
         for meta_path in sorted(self.folder.glob("part-*.json")):
             meta = json.loads(meta_path.read_text())
             resume.parts += 1
             resume.done_keys.update(meta["keys"])
             resume.state, resume.complete = meta["state"], meta["complete"]
             resume.pages, resume.records = meta["pages"], meta["records"]
-        if self.journal is not None:
-            self.journal.load(resume)
-        return resume
+            resume.seq = meta.get("seq", resume.seq)
+
+    def _replay(self, entries: list[dict[str, Any]]) -> None:
+        """Journal entries after the last part: done, and buffered for the next part."""
+        resume = self.resume
+        for entry in entries:
+            rows = entry["rows"]
+            resume.seq = entry["seq"]
+            resume.records += len(rows)
+            resume.pages += entry.get("pages", 1)
+            if "key" in entry:
+                resume.done_keys.add(entry["key"])
+                self._keys.append(entry["key"])
+            else:
+                resume.state, resume.complete = entry["state"], entry["state"] is None
+            self._keep(rows, len(rows))
+
+    def _keep(self, rows: list[Mapping[str, Any]], count: int) -> None:
+        if self.schema:
+            self._rows.extend(rows)
+        self._buffered += count
 
     def add_page(self, records: Iterable[Mapping[str, Any]], state: dict[str, Any] | None) -> None:
-        """A finished page; `state` resumes after it (None: it was the last page)."""
-        self._records.extend(records)
+        """A finished page; `state` resumes after it (None: it was the last page).
+
+        Journalled before this returns, so before the next page is requested."""
+        rows = records if isinstance(records, list) else list(records)
+        self._seq += 1
+        kept = rows if self.schema else []
+        self.journal.append({"seq": self._seq, "state": state, "rows": kept})
         self._state, self._complete = state, state is None
         self._pages += 1
-        if len(self._records) >= self.part_rows or self._complete:
+        self._keep(kept, len(rows))
+        if self._buffered >= self.part_rows:
             self.flush()
 
     def add_item(self, key: Any, records: Iterable[Mapping[str, Any]], pages: int) -> None:
-        """A finished forEach item and the rows it produced."""
-        if self.journal is not None:
-            rows = list(records)
-            self.journal.append(key_text(key), rows, pages)
-            self._pages += pages
-            self._total += len(rows)
-            return
-        self._records.extend(records)
-        self._keys.append(key_text(key))
+        """A finished forEach item and the rows it produced, journalled at once."""
+        rows = records if isinstance(records, list) else list(records)
+        kept = rows if self.schema else []
+        self._seq += 1
+        text = key_text(key)
+        self.journal.append({"seq": self._seq, "key": text, "rows": kept, "pages": pages})
+        self._keys.append(text)
         self._pages += pages
-        due = time.monotonic() - self._flushed_at >= self.flush_seconds
-        if max(len(self._records), len(self._keys)) >= self.part_rows or due:
+        self._keep(kept, len(rows))
+        if max(self._buffered, len(self._keys)) >= self.part_rows:
             self.flush()
 
     def flush(self) -> None:
-        """Make what was added so far a part (a no-op when nothing was added)."""
-        if not self._records and not self._keys and not self._complete:
+        """Compact what was added since the last part into a part (no-op when nothing was)."""
+        if self._seq == self._part_seq:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         self._parts += 1
         name = f"part-{self._parts:06d}"
-        if self._records and self.schema:
+        if self._rows and self.schema:
             with TableWriter(
                 self.folder / f"{name}.parquet", self.step_name, name, self.schema, self.part_rows
             ) as writer:
-                writer.write_records(self._records)
-        self._total += len(self._records)
+                writer.write_records(self._rows)
+        self._total += self._buffered
         meta = {
             "keys": self._keys,
             "state": self._state,
             "complete": self._complete,
             "pages": self._pages,
             "records": self._total,
-            "rows": len(self._records),
+            "rows": self._buffered,
+            "seq": self._seq,
         }
         temp = self.folder / f".{name}.json.tmp"
         temp.write_text(json.dumps(meta))
         temp.replace(self.folder / f"{name}.json")
-        self._records, self._keys = [], []
-        self._flushed_at = time.monotonic()
+        self.journal.reset()
+        self._rows, self._keys, self._buffered = [], [], 0
+        self._part_seq = self._seq
 
     @property
     def pages(self) -> int:
@@ -221,14 +246,13 @@ class StepCheckpoint:
 
     @property
     def records(self) -> int:
-        return self._total + len(self._records)
+        return self._total + self._buffered
 
     def write_into(self, writer: TableWriter | None) -> None:
-        """Flush, then copy every part (and the journal's rows) into the step's table."""
+        """Flush, then copy every part into the step's table."""
         self.flush()
+        self.journal.close()
         if writer is None:
-            if self.journal is not None:
-                self.journal.close()
             return
         for part in sorted(self.folder.glob("part-*.parquet")):
             if (part.with_suffix(".json")).exists():
@@ -237,11 +261,12 @@ class StepCheckpoint:
                     writer.write_batches(parquet.iter_batches(batch_size=self.part_rows))
                 finally:
                     parquet.close()
-        if self.journal is not None:
-            writer.write_records(self.journal.rows())
+
+    def close(self) -> None:
+        """The step stops (it failed): what it finished is on disk already."""
+        self.journal.close()
 
     def remove(self) -> None:
         """The step succeeded: nothing is left to resume."""
-        if self.journal is not None:
-            self.journal.close()
+        self.journal.close()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from resources.checkpoints import StepCheckpoint
-from resources.table_store import TableStoreResource
+from resources.table_store import TableStoreResource, TableWriter
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
 from tests.support.jobs import write_defs
 from translators.schedules import run_config_for
@@ -148,14 +148,13 @@ def test_a_successful_step_leaves_no_checkpoint(job_with, server, tmp_path: Path
 def test_an_orphan_part_without_its_record_is_ignored(tmp_path: Path) -> None:
     checkpoint = StepCheckpoint(tmp_path / "cp", {"id": "INTEGER"}, step_name="s", part_rows=2)
     checkpoint.add_page([{"id": 1}, {"id": 2}], {"page": 2})
-    checkpoint.add_page([{"id": 3}], {"page": 3})  # buffered, not yet a part
+    checkpoint.add_page([{"id": 3}], {"page": 3})  # journalled, not yet a part
     (tmp_path / "cp" / "part-000002.parquet").write_bytes(b"half written")
     resumed = StepCheckpoint(tmp_path / "cp", {"id": "INTEGER"}, step_name="s", part_rows=2)
-    assert (resumed.resume.parts, resumed.resume.state, resumed.resume.records) == (
-        1,
-        {"page": 2},
-        2,
-    )
+    resume = resumed.resume
+    assert (resume.parts, resume.state, resume.records, resume.pages) == (1, {"page": 3}, 3, 2)
+    resumed.add_page([{"id": 4}], None)
+    assert table_rows(resumed) == [1, 2, 3, 4], "the orphan was overwritten by the next part"
 
 
 def test_a_mutation_for_each_keeps_its_rows_across_a_resume(job_with, server) -> None:
@@ -176,17 +175,22 @@ def test_a_mutation_for_each_keeps_its_rows_across_a_resume(job_with, server) ->
     assert len({r["message_id"] for r in rows}) == 10
 
 
+def table_rows(checkpoint: StepCheckpoint, column: str = "id") -> list:
+    path = checkpoint.folder.parent / "table.parquet"
+    with TableWriter(path, "s", "t", checkpoint.schema, 100) as writer:
+        checkpoint.write_into(writer)
+    return [row[column] for row in pq.read_table(path).to_pylist()]
+
+
 def test_a_torn_journal_line_is_cut_off(tmp_path: Path) -> None:
     folder = tmp_path / "cp"
-    first = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100, every_item=True)
+    first = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100)
     first.add_item(1, [{"n": 1}], pages=1)
     first.add_item(2, [{"n": 2}], pages=1)
-    assert first.journal is not None
-    first.journal.close()
-    with (folder / "items.jsonl").open("ab") as journal:
-        journal.write(b'{"key": "3", "rows": [{"n"')  # a crash in the middle of a line
-    again = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100, every_item=True)
+    first.close()
+    with (folder / "journal.jsonl").open("ab") as journal:
+        journal.write(b'{"seq": 3, "key": "3", "rows": [{"n"')  # a crash in the middle of a line
+    again = StepCheckpoint(folder, {"n": "INTEGER"}, step_name="s", part_rows=100)
     assert again.resume.done_keys == {"1", "2"} and again.resume.records == 2
     again.add_item(3, [{"n": 3}], pages=1)
-    assert again.journal is not None
-    assert [row["n"] for row in again.journal.rows()] == [1, 2, 3]
+    assert table_rows(again, "n") == [1, 2, 3]

@@ -178,3 +178,30 @@ def test_echo_route_keeps_the_raw_path(server: LocalHTTPServer, client: httpx.Cl
     response = client.get(httpx.URL(f"{server.url}/echo/a%2Fb/%2E%2E/x"))
     assert response.json()["path"] == "/echo/a%2Fb/%2E%2E/x"
     assert server.requests_to("/echo/a%2Fb/%2E%2E/x")
+
+
+# --- checkpoint faults -------------------------------------------------------------------
+
+
+def test_fragile_pages_fail_from_a_page_for_the_first_requests(client: httpx.Client) -> None:
+    faults = {"per_page": 5, "id": "a", "fail_from": 2, "failures": 2, "status": 503}
+    assert client.get("/fragile-pages", params={**faults, "page": 1}).status_code == 200
+    statuses = [
+        client.get("/fragile-pages", params={**faults, "page": 2}).status_code for _ in range(3)
+    ]
+    assert statuses == [503, 503, 200]
+    last = client.get("/fragile-pages", params={**faults, "page": 3}).json()
+    assert [r["id"] for r in last["results"]] == [10, 11] and last["page"] == 3
+    other = {**faults, "id": "b", "page": 2}
+    assert client.get("/fragile-pages", params=other).status_code == 503, "counted per id"
+
+
+def test_fragile_pages_stall_once_and_tag_items(client: httpx.Client) -> None:
+    stall = {"per_page": 5, "id": "s", "stall_at": 2, "stall_s": 0.4, "item": "x7"}
+    started = time.monotonic()
+    first = client.get("/fragile-pages", params={**stall, "page": 2}).json()
+    assert time.monotonic() - started >= 0.4
+    assert {r["item"] for r in first["results"]} == {"x7"}
+    started = time.monotonic()
+    client.get("/fragile-pages", params={**stall, "page": 2})
+    assert time.monotonic() - started < 0.3, "only the first request of the page stalls"

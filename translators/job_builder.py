@@ -15,6 +15,7 @@ from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
 from translators.run_worker import recording_worker
 from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
+from translators.steps.service_call import step_retry_policy
 from translators.variables import iso_utc, resolve_variables
 
 VARIABLES_OP = VARIABLES_STEP_NAME
@@ -227,6 +228,7 @@ def _step_op(
         ins=_inputs(workflow, step),
         outs={"result": dg.Out(dg.Any, is_required=not is_branch)},
         required_resource_keys=resource_keys,
+        retry_policy=_retry_policy(step),
         tags={
             "workflow/file": workflow.file,
             "workflow/pointer": step.pointer,
@@ -234,6 +236,12 @@ def _step_op(
         },
         description=f"{step.kind} step at {workflow.file}#{step.pointer}",
     )
+
+
+def _retry_policy(step: StepPlan) -> dg.RetryPolicy | None:
+    """SPEC 5.5, level "step": serviceCall steps retry from their checkpoint."""
+    spec = step.spec
+    return step_retry_policy(spec) if isinstance(spec, ServiceCallStepSpec) else None
 
 
 def _inputs(workflow: WorkflowPlan, step: StepPlan) -> dict[str, dg.In]:

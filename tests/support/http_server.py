@@ -36,6 +36,12 @@ Routes (GET unless said):
     /echo/<anything>                 {"method", "path", "query", "body"}; `path` and the
                                      request log keep the raw (still percent-encoded) path
     POST /messages                   records the JSON body; {"id": <n>}
+    /fragile-pages?page=&per_page=&id=&fail_from=&failures=&status=&stall_at=&stall_s=&item=
+                                     `/pages` with faults: from page `fail_from` on, the first
+                                     `failures` requests of `id` get `status` (500); the first
+                                     request of page `stall_at` waits `stall_s` seconds (a
+                                     page in flight when a test kills the client); records
+                                     carry `item` when given (a forEach of paginated calls)
 """
 
 from __future__ import annotations
@@ -359,3 +365,23 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/protected"): _protected,
     ("POST", "/messages"): _messages,
 }
+
+
+# --- checkpoint faults (page checkpoints and step retries) ------------------------------
+
+
+def _fragile_pages(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    page, size, key = _int(q, "page", 1), _int(q, "per_page", 5), q.get("id", "")
+    if page >= _int(q, "fail_from", 0) > 0:
+        failed = app.hit(f"fragile-fail:{key}")
+        if failed <= _int(q, "failures", 1):
+            return _int(q, "status", 500), {"error": "failing page", "page": page}, {}
+    if page == _int(q, "stall_at", 0) and app.hit(f"fragile-stall:{key}") == 1:
+        time.sleep(float(q.get("stall_s", "30")))
+    records = app.page((page - 1) * size, size)
+    if "item" in q:
+        records = [{**record, "item": q["item"]} for record in records]
+    return 200, {"results": records, "page": page}, {}
+
+
+_ROUTES[("GET", "/fragile-pages")] = _fragile_pages

@@ -8,10 +8,13 @@ skips the finished items; nothing finished is fetched, posted or written twice.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from contextlib import nullcontext
 from typing import Any
+
+import dagster as dg
 
 from resources.checkpoints import StepCheckpoint
 from resources.paginators import (
@@ -23,7 +26,8 @@ from resources.paginators import (
     Paginator,
 )
 from resources.records import RecordShaper
-from resources.service import CallRequest, CallStats, Operation
+from resources.secrets import redact
+from resources.service import CallRequest, CallStats, Operation, ServiceCallError
 from translators.spec import (
     CursorPaginationSpec,
     FieldMapping,
@@ -146,12 +150,9 @@ class ServiceCall:
         return [record for page in pages for record in page.records]
 
     def checkpoint(self) -> StepCheckpoint:
-        rt, spec = self.rt, self.spec
+        rt = self.rt
         schema = rt.plan.output_schema if self.columns else None
-        mutation = rt.catalog[spec.service].operations[spec.operation].mutation
-        return StepCheckpoint.for_step(
-            rt.table_store, rt.lineage, rt.plan.name, schema, every_item=mutation
-        )
+        return StepCheckpoint.for_step(rt.table_store, rt.lineage, rt.plan.name, schema)
 
     def run(self) -> StepResult:
         metadata: dict[str, Any] = {}
@@ -168,7 +169,10 @@ class ServiceCall:
                 self.rt.log.info(f"{self.rt.plan.name}: preExecute found records; skipping call")
             elif self.spec.for_each or self.spec.paginate:
                 checkpoint = self.checkpoint()
-                metadata |= self.run_checkpointed(checkpoint, writer)
+                try:
+                    metadata |= self.run_checkpointed(checkpoint, writer)
+                finally:
+                    checkpoint.close()
             else:
                 metadata |= self.run_once(writer)
         if checkpoint is not None:
@@ -218,5 +222,61 @@ class ServiceCall:
         return {"pages total": checkpoint.pages}
 
 
+# The step level of SPEC 5.5 takes over where the request level stopped, and no more than
+# this: a request that keeps failing is tried at most (r + 1) x (STEP_RETRY_CAP + 1) times.
+STEP_RETRY_CAP = 3
+STEP_RETRY_BASE_CAP_S = 60.0
+
+
+def step_retry_policy(spec: ServiceCallStepSpec) -> dg.RetryPolicy | None:
+    """The op's `RetryPolicy`: the step's `maxRetries` (at most STEP_RETRY_CAP), waiting
+    (2^n - 1) x D before step retry n, D = `retryDelayMs` x 2^r (capped at 60 s) where r
+    is the retries of one request: the backoff goes on from the request's last wait.
+
+    Each attempt resumes from the checkpoint; `run_service_call` lets only failures that
+    may pass reach the policy.
+    """
+    retries = min(spec.max_retries, STEP_RETRY_CAP)
+    if retries == 0:
+        return None
+    request_retries = retry_settings(spec).max_retries
+    base = min(spec.retry_delay_ms / 1000.0 * 2**request_retries, STEP_RETRY_BASE_CAP_S)
+    return dg.RetryPolicy(max_retries=retries, delay=base, backoff=dg.Backoff.EXPONENTIAL)
+
+
+# A request gave up on a failure that may pass (SPEC 5.5: 408, 429, 5xx, timeouts,
+# connection errors): the page loop says "(after N retries)", also inside a forEach error.
+_GAVE_UP = re.compile(r"\(after \d+ retries\)")
+# What surely did not reach the server's logic, so a mutation may be sent again.
+_NOT_TAKEN = re.compile(r"HTTP (429|503) |ConnectError")
+
+
+def may_pass(error: BaseException, *, unguarded_mutation: bool) -> bool:
+    """Whether a step retry (SPEC 5.5, level "step") could cure `error`.
+
+    Only a request that ran out of its page/item retries on a retryable failure; a 4xx,
+    bad JSON, a missing dataPath, a pagination loop or a cast error would fail the same
+    way again. A mutation without `preExecute` is sent again only after a 429, a 503 or
+    a refused connection, which the server surely did not act on.
+    """
+    text = str(error)
+    if not isinstance(error, ServiceCallError) or not _GAVE_UP.search(text):
+        return False
+    return not unguarded_mutation or bool(_NOT_TAKEN.search(text))
+
+
 def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
-    return ServiceCall(spec, rt).run()
+    """Runs the step; a failure no step retry can cure bypasses the op's `RetryPolicy`."""
+    try:
+        return ServiceCall(spec, rt).run()
+    except Exception as error:
+        mutation = rt.catalog[spec.service].operations[spec.operation].mutation
+        if may_pass(error, unguarded_mutation=mutation and spec.pre_execute is None):
+            rt.log.warning(f"{rt.plan.name}: a step retry (if any are left) resumes: {error}")
+            raise
+        text = (
+            str(error)
+            if isinstance(error, ServiceCallError)
+            else f"{type(error).__name__}: {error}"
+        )
+        raise dg.Failure(redact(text), allow_retries=False) from error
