@@ -51,7 +51,8 @@ from resources.app_db_schema import (
     inspect_table,
     to_arrow,
 )
-from resources.persist_sql import PersistRequest, PersistResult, persist_batches
+from resources.persist_request import PersistRequest, PersistResult
+from resources.persist_sql import persist_batches
 from resources.secrets import mask_db_url
 
 __all__ = [

@@ -9,17 +9,23 @@ A write is one transaction on one connection:
    a primary key, unique constraint or plain unique index on exactly those columns), the
    match columns, and the NOT NULL columns without a default that the source lacks.
 3. Stage: the source rows go into a TEMP table with the target's column types but none of
-   its constraints, plus `_wf_row` (the 1-based source row number). On PostgreSQL with
+   its constraints, plus `_wf_row` (the 1-based source row number). Its name is unique per
+   lineage and step (`_wf_stage_<hash>`), and every statement names both tables with their
+   schema (`temp.` / `pg_temp.` for the stage, `main.` / the target's schema for the
+   target), so a user table called `_wf_stage` is written like any other. On PostgreSQL with
    psycopg 3 this is `COPY ... (FORMAT csv)` per chunk of 10,000 rows, the CSV written by
    Arrow (about 2x faster than `write_row`); elsewhere `executemany`. PostgreSQL parses
    the text into the column types, so a bad value is found here.
-4. Apply with one set-based statement from the staging table, in source order:
+4. For upsert, staged rows with a NULL in a key column are row errors (a NULL key matches
+   no row, so every run would insert them again); under skip they leave the stage.
+   Apply with one set-based statement from the staging table, in source order:
    `INSERT ... SELECT` for append, the same with `ON CONFLICT (key) DO UPDATE` for upsert
    (the last source row of a repeated key wins: SQLite applies rows in order, PostgreSQL
    retries with only each key's last row when it refuses to touch a row twice), and for
    replaceAll a `DELETE ... WHERE (match) IN (SELECT ... FROM staging)` first. A NULL
    match value matches nothing, as in SQL.
-5. Record the row count on the marker and commit.
+5. Record the row count on the marker, run the caller's `before_commit` check (the app
+   database checks that its SQLite file was not deleted meanwhile) and commit.
 
 An append under `fail` on PostgreSQL skips steps 3 and 4: its chunks are COPied straight
 into the target (inside the same transaction), which nearly doubles its speed.
@@ -40,8 +46,6 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
 
 import psycopg
 import pyarrow as pa
@@ -61,56 +65,18 @@ from resources.persist_markers import (
     claim_marker,
     ensure_marker_table,
     record_marker,
-    refuse_reserved_target,
     stage_table_name,
 )
+from resources.persist_request import PersistRequest, PersistResult, RowErrors, check_target
+
+__all__ = ["PersistRequest", "PersistResult", "persist_batches"]
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["upsert", "replaceAll", "append"]
-OnRowError = Literal["fail", "skip"]
-
 ROW_COLUMN = "_wf_row"
 CHUNK_ROWS = 10_000
-MAX_REPORTED_ERRORS = 10
 
 ROW_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
-
-
-@dataclass(frozen=True)
-class PersistRequest:
-    """What to write where. Batches carry the target's column names already."""
-
-    table: str
-    mode: Mode
-    upsert_key: list[str] | None = None
-    match_columns: list[str] | None = None
-    on_row_error: OnRowError = "fail"
-
-    def __post_init__(self) -> None:
-        refuse_reserved_target(self.table)
-        if self.mode not in ("upsert", "replaceAll", "append"):
-            raise AppDatabaseError(f"unknown persist mode {self.mode!r}")
-        if self.on_row_error not in ("fail", "skip"):
-            raise AppDatabaseError(f"unknown onRowError {self.on_row_error!r}")
-        if self.mode == "upsert" and not self.upsert_key:
-            raise AppDatabaseError(f"persist to {self.table!r}: upsert needs an upsertKey")
-        if self.mode == "replaceAll" and not self.match_columns:
-            raise AppDatabaseError(f"persist to {self.table!r}: replaceAll needs matchColumns")
-
-
-@dataclass(frozen=True)
-class PersistResult:
-    """The outcome of one persist call.
-
-    `already_done` means the marker existed: this call wrote nothing (`rows_written` 0).
-    """
-
-    rows_written: int
-    rows_skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-    already_done: bool = False
-    duration_s: float = 0.0
 
 
 def persist_batches(
@@ -154,63 +120,6 @@ def persist_batches(
     return PersistResult(written, errors.count, errors.messages, False, _since(started))
 
 
-def check_target(info: TableInfo, request: PersistRequest, columns: list[str]) -> None:
-    """Raise when the target cannot take these columns in this mode (before any write)."""
-    where = f"table {info.name!r} in {info.where}"
-    info.require_columns(columns, "source columns")
-    keys = [("upsertKey", request.upsert_key or []), ("matchColumns", request.match_columns or [])]
-    for role, names in keys:
-        info.require_columns(names, role)
-        missing = [n for n in names if columns and n not in columns]
-        if missing:
-            raise AppDatabaseError(
-                f"{role} column(s) {', '.join(missing)} of {where} are not among the source "
-                f"columns {', '.join(columns)}"
-            )
-    key = request.upsert_key
-    if request.mode == "upsert" and key and not info.has_unique_key(key):
-        present = "; ".join("(" + ", ".join(sorted(k)) + ")" for k in info.unique_keys)
-        raise AppDatabaseError(
-            f"upsertKey ({', '.join(key)}) of {where} has no primary key or unique "
-            f"constraint on exactly these columns (unique keys there: {present or 'none'})"
-        )
-    required = [c.name for c in info.columns.values() if not c.nullable and not c.has_default]
-    unmapped = [name for name in required if columns and name not in columns]
-    if unmapped:
-        raise AppDatabaseError(
-            f"{where}: NOT NULL column(s) without a default are not written: {', '.join(unmapped)}"
-        )
-
-
-class _RowErrors:
-    """Collects skipped rows, or under `fail` raises on the first one."""
-
-    def __init__(self, skip: bool, table: str) -> None:
-        self.skip = skip
-        self.table = table
-        self.count = 0
-        self._first: list[tuple[int, str]] = []
-
-    def add(self, row: int, error: BaseException | str) -> None:
-        """Record row `row`'s error: a driver exception, or our own message."""
-        cause = error if isinstance(error, BaseException) else None
-        message = f"row {row}: {first_line(cause) if cause else error}"
-        if not self.skip:
-            raise AppDatabaseError(
-                f"persist to {self.table!r} failed at source {message}; nothing was written "
-                "(onRowError is fail)"
-            ) from cause
-        self.count += 1
-        # Staging finds type errors before the apply step finds constraint errors: keep the
-        # lowest row numbers, in order.
-        self._first.append((row, message))
-        self._first = sorted(self._first)[:MAX_REPORTED_ERRORS]
-
-    @property
-    def messages(self) -> list[str]:
-        return [message for _row, message in self._first]
-
-
 class _Writer:
     """Stages the source rows and applies them to the target in the request's mode."""
 
@@ -225,7 +134,7 @@ class _Writer:
         self.conn = conn
         self.request = request
         self.columns = columns
-        self.errors = _RowErrors(request.on_row_error == "skip", info.name)
+        self.errors = RowErrors(request.on_row_error == "skip", info.name)
         self.sqlite = conn.dialect.name == "sqlite"
         self.copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         # Both names carry their schema: unqualified, a temporary table shadows a user
