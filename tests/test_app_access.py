@@ -94,9 +94,15 @@ def _param_workflows() -> dict[str, dict]:
     return {
         "write": {
             "variables": PARAM_APP,
-            "steps": [ROWS_SQL, {"id": "save", "persistToDatabase": {**persist, "sourceTable": "fresh"}}],
+            "steps": [
+                ROWS_SQL,
+                {"id": "save", "persistToDatabase": {**persist, "sourceTable": "fresh"}},
+            ],
         },
-        "read": {"variables": PARAM_APP, "steps": [{**IMPORT_INVOICES, "importFromDatabase": imported}]},
+        "read": {
+            "variables": PARAM_APP,
+            "steps": [{**IMPORT_INVOICES, "importFromDatabase": imported}],
+        },
     }
 
 

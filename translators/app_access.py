@@ -78,4 +78,3 @@ def read_app_access(app_dir: Path, folder: str, read_json: ReadJson) -> AppAcces
     except ValidationError as exc:
         return AppAccess(app_id, problems=validation_problems(exc, raw, AppSpec, file))
     return AppAccess(app_id, tuple(dict.fromkeys(spec.databases)))
-
