@@ -14,7 +14,7 @@ from demo.server import demo_secrets_env, running_demo_server, service_base_url_
 from tests.support.app_tables import execute, rows
 from tests.support.cli import workflows
 from tests.support.jobs import REAL_DEFS, load, write_defs
-from translators.run_coordinator import IDEMPOTENCY_TAG
+from translators.run_coordinator import IDEMPOTENCY_TAG, claim_key
 
 
 @pytest.fixture
@@ -133,9 +133,10 @@ def test_run_refuses_an_active_idempotency_key(
     monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
     _, definitions = load(defs)
     instance = dg.DagsterInstance.get()
-    instance.create_run_for_job(
+    active = instance.create_run_for_job(
         definitions.resolve_job_def("app__one"), tags={IDEMPOTENCY_TAG: "k1"}
     )
+    assert claim_key(instance, "k1", active.run_id) is None  # as the run queue claims it
     refused = workflows("run", "app/one", "--defs", str(defs), "--idempotency-key", "k1")
     assert refused.returncode == 1
     assert "idempotency key 'k1'" in refused.stderr

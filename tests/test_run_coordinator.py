@@ -43,7 +43,7 @@ def test_a_second_launch_with_an_active_key_is_refused() -> None:
         second = launch(instance, job, idempotencyKey="k")
         assert second.status == dg.DagsterRunStatus.CANCELED
         messages = [e.message for e in instance.all_logs(second.run_id)]
-        assert any(f"run {first.run_id} with idempotencyKey 'k'" in (m or "") for m in messages)
+        assert any(f"run {first.run_id} with idempotency key 'k'" in (m or "") for m in messages)
 
         other = launch(instance, job, idempotencyKey="k2")
         assert other.status == dg.DagsterRunStatus.QUEUED

@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
         "--idempotency-key", help="refuse to start while a run with this key is active"
     )
 
+    runs = sub.add_parser("runs", help="recent runs: status, run id, logical time, reason")
+    runs.add_argument("workflow", nargs="?", metavar="APP_ID/WORKFLOW")
+    runs.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+    resume = sub.add_parser("resume", help="continue a FAILED run from failure")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--now", action="store_true", help="(for PAUSED runs) skip the wait")
+    resume.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+
     explain = sub.add_parser("explain", help="the DAG: steps, ops, edges and skip rules")
     explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
     explain.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
@@ -57,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print(list_lines(_load()))
     if args.command == "explain":
         return _explain(args.workflow)
+    if args.command in ("runs", "resume"):
+        from translators import cli_runs
+
+        if args.command == "runs":
+            return cli_runs.list_runs(args.workflow)
+        return cli_runs.resume(args.run_id, args.now)
     from translators.cli_run import run_workflow
 
     return run_workflow(args.workflow, args.param, args.idempotency_key)

@@ -14,11 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
-from translators.run_coordinator import IDEMPOTENCY_TAG, active_run_with_key
+from resources.secrets import redact
+from translators.cli_errors import register_service_secrets, step_error
+from translators.cli_runs import claim_or_refuse, create_run, execute
+from translators.run_coordinator import IDEMPOTENCY_TAG
 from translators.variables import VariableError, parse_param_value, resolve_variables
 
 INVOCATION_TAG = "workflow/cli_invocation"
+MINIMAL_INSTANCE_YAML = """\
+# Written by `workflows run`: SQLite storage in this folder (Dagster's default).
+telemetry:
+  enabled: false
+python_logs:
+  python_log_level: INFO
+"""
 _STEP_EVENTS = {
     "STEP_START": "started",
     "STEP_SUCCESS": "succeeded",
@@ -29,15 +40,35 @@ _STEP_EVENTS = {
 
 
 def ensure_dagster_home() -> Path:
-    """`$DAGSTER_HOME`, else `./.dagster_home` seeded with the project's `dagster.yaml`,
-    so CLI runs land in the same instance that `dagster dev` shows (see README)."""
+    """`$DAGSTER_HOME`, else `./.dagster_home`, seeded with the project's `dagster.yaml`
+    (so CLI runs land in the same instance that `dagster dev` shows, see README), else
+    with a minimal one: without it Dagster warns on every run and shows its banner."""
     home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     local_config = Path.cwd() / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and local_config.exists():
-        shutil.copyfile(local_config, home / "dagster.yaml")
+    if not (home / "dagster.yaml").exists():
+        if local_config.exists():
+            shutil.copyfile(local_config, home / "dagster.yaml")
+        else:
+            (home / "dagster.yaml").write_text(MINIMAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def cli_instance(home: Path) -> dg.DagsterInstance:
+    """The instance of `home`, its Python log level INFO unless its config sets one.
+
+    Dagster's default (DEBUG) makes every step process print its engine events to the
+    console; the progress lines already say what happened.
+    """
+    from dagster._core.instance.ref import InstanceRef
+
+    config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+    python_logs = dict(config.get("python_logs") or {})
+    overrides = {}
+    if "python_log_level" not in python_logs:
+        overrides = {"python_logs": {**python_logs, "python_log_level": "INFO"}}
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
 def parse_params(pairs: list[str]) -> dict[str, object]:
@@ -52,7 +83,7 @@ def parse_params(pairs: list[str]) -> dict[str, object]:
 
 def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) -> int:
     params = parse_params(param_pairs)
-    ensure_dagster_home()
+    home = ensure_dagster_home()
     from translators.cli import _unknown_workflow
     from translators.definitions import load
     from translators.schedules import run_config_for
@@ -67,14 +98,8 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     except VariableError as error:
         print(f"{ref}: {error}", file=sys.stderr)
         return 1
-    instance = dg.DagsterInstance.get()
-    # `execute_job` runs here, not through the run queue, so the CLI checks the key itself.
-    if idempotency_key and active_run_with_key(instance, idempotency_key):
-        print(
-            f"refused: a run with idempotency key '{idempotency_key}' is still active",
-            file=sys.stderr,
-        )
-        return 1
+    instance = cli_instance(home)
+    register_service_secrets(loaded.services)
     tags = {INVOCATION_TAG: uuid.uuid4().hex, "workflow/launched_by": "cli"}
     if idempotency_key:
         tags[IDEMPOTENCY_TAG] = idempotency_key
@@ -84,21 +109,20 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     job = defs.resolve_job_def(workflow.job_name)
     if job.partitions_def is not None:
         tags.update(_latest_partition_tags(job))
+    # The run is created first and claims its idempotency key atomically (as the run
+    # queue does); this process then executes it as its run worker.
+    run = create_run(instance, workflow.job_name, run_config, tags)
+    refused = claim_or_refuse(instance, run)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 1
     progress = ProgressPrinter(instance, tags[INVOCATION_TAG])
     progress.start()
     try:
-        result = dg.execute_job(
-            dg.build_reconstructable_job(
-                "translators.definitions", "job_by_name", reconstructable_args=(workflow.job_name,)
-            ),
-            instance=instance,
-            run_config=run_config,
-            tags=tags,
-            raise_on_error=False,
-        )
+        success = execute(instance, workflow.job_name, run)
     finally:
         progress.stop()
-    return progress.summarize(result.success)
+    return progress.summarize(success)
 
 
 def _latest_partition_tags(job: dg.JobDefinition) -> dict[str, str]:
@@ -114,6 +138,7 @@ class StepLine:
     started: float | None = None
     finished: float | None = None
     rows: int | None = None
+    error: str | None = None  # the step's own error, redacted
 
 
 @dataclass
@@ -124,6 +149,7 @@ class ProgressPrinter:
     invocation: str
     steps: dict[str, StepLine] = field(default_factory=dict)
     run_id: str | None = None
+    run_error: str | None = None
     _cursor: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -177,6 +203,10 @@ class ProgressPrinter:
             # A table's row count, or what a persist step wrote.
             rows = metadata.get("rows") or metadata.get("rows written")
             self.steps.setdefault(step_key, StepLine()).rows = getattr(rows, "value", None)
+        if kind == "RUN_FAILURE" and not any(s.error for s in self.steps.values()):
+            # No step failed (e.g. the job did not load): the run's own error says why.
+            error = event.job_failure_data.error
+            self.run_error = step_error(error) if error else redact(event.message or "")
         if not step_key or kind not in _STEP_EVENTS:
             return
         line = self.steps.setdefault(step_key, StepLine())
@@ -185,13 +215,26 @@ class ProgressPrinter:
             line.started = entry.timestamp
         else:
             line.finished = entry.timestamp
-        detail = f" ({line.rows} rows)" if kind == "STEP_SUCCESS" and line.rows is not None else ""
-        if kind == "STEP_FAILURE" and event.step_failure_data.error:
-            detail = f": {event.step_failure_data.error.message.strip().splitlines()[0]}"
-        self._print(step_key, line.status + detail)
+        self._print(step_key, line.status + self._detail(event, line))
+
+    def _detail(self, event: dg.DagsterEvent, line: StepLine) -> str:
+        """What follows a step's status: its rows, or the step's own error (not Dagster's
+        wrapper around it)."""
+        kind = event.event_type_value
+        if kind == "STEP_SUCCESS" and line.rows is not None:
+            return f" ({line.rows} rows)"
+        if kind == "STEP_FAILURE":
+            line.error = step_error(event.step_failure_data.error)
+            return ": " + line.error
+        if kind == "STEP_UP_FOR_RETRY":
+            return ": " + step_error(event.step_retry_data.error)
+        return ""
 
     def _print(self, step_key: str, text: str) -> None:
-        print(f"[{time.time() - self._t0:6.1f}s] {step_key:<28} {text}", flush=True)
+        first, *rest = redact(text).splitlines() or [""]
+        indent = " " * 40  # under the status column
+        more = "".join(f"\n{indent}{line}" for line in rest)
+        print(f"[{time.time() - self._t0:6.1f}s] {step_key:<28} {first}{more}", flush=True)
 
     def summarize(self, success: bool) -> int:
         print("\nsummary:")
@@ -200,6 +243,13 @@ class ProgressPrinter:
             if line.started and line.finished:
                 took = f"{line.finished - line.started:6.2f}s"
             rows = f"{line.rows} rows" if line.rows is not None else ""
-            print(f"  {step_key:<28} {line.status:<12} {took:>8}  {rows}")
+            print(f"  {step_key:<28} {line.status:<12} {took:>8}  {rows}".rstrip())
+        failed = [(key, line.error) for key, line in self.steps.items() if line.error]
+        if failed or self.run_error:
+            print("\nwhy it failed:")
+        for step_key, error in failed:
+            print(f"  {step_key}: " + error.replace("\n", "\n    "))
+        if self.run_error and not failed:
+            print("  " + self.run_error.replace("\n", "\n    "))
         print(f"run {self.run_id}: {'SUCCESS' if success else 'FAILURE'}")
         return 0 if success else 1
