@@ -136,6 +136,9 @@ def db_url_passwords(url: str) -> list[str]:
     _head, password, after = _split_userinfo(url)
     if password:
         found += [password, unquote(password)]
+        # SQLAlchemy and libpq end the password at its first `@`: the rest becomes the
+        # host, which a "cannot resolve host" error quotes.
+        found += password.split("@", 1) if "@" in password else []
     after = url if password is None else after
     if _DB_SCHEME_RE.match(url) and "?" in after:
         for name, value in parse_qsl(after.split("?", 1)[1]):

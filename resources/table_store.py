@@ -207,7 +207,8 @@ class TableWriter:
             return cast_column(values, type_name)
         except ColumnCastError as exc:
             row = first + exc.index + 1
-            raise CastError(self.step_name, row, column, exc.value, type_name, exc.reason) from exc
+            # Not chained: the converter's own error quotes the raw value (CastError masks it).
+            raise CastError(self.step_name, row, column, exc.value, type_name, exc.reason) from None
 
     def _convert_records(self) -> None:
         if not self._records:

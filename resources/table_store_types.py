@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from resources.secrets import redact
+
 Converter = Callable[[Any], Any]
 
 _INT_RANGES = {
@@ -424,18 +426,26 @@ class CastError(ValueError):
     def __init__(
         self, step: str, row: int, column: str, value: Any, type_name: str, reason: str
     ) -> None:
+        # The reason may quote the value again (Python's int() does), uncut: redact it all.
         super().__init__(
-            f"step '{step}': row {row}, column '{column}': cannot cast {preview(value)} "
-            f"to {type_name}: {reason}"
+            redact(
+                f"step '{step}': row {row}, column '{column}': cannot cast {preview(value)} "
+                f"to {type_name}: {reason}"
+            )
         )
         self.step, self.row, self.column = step, row, column
         self.value, self.type_name, self.reason = value, type_name, reason
 
 
 def preview(value: Any, limit: int = 80) -> str:
-    """A value for an error message, cut to `limit` characters."""
+    """A value for an error message, secrets masked, cut to `limit` characters.
+
+    Masked before it is cut: the cut could leave a secret's head, which `redact` no
+    longer recognises.
+    """
     try:
         text = _json_text(value) if isinstance(value, dict | list) else repr(value)
     except TypeError:
         text = repr(value)
+    text = redact(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

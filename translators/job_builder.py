@@ -8,13 +8,16 @@ from typing import Any
 
 import dagster as dg
 
+from resources.secrets import redact, redact_value
 from resources.table_store import TableHandle
 from translators.errors import DefinitionError
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
 from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
+from translators.run_secrets import redacted_failures, register_run_secrets
 from translators.run_worker import recording_worker
 from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
+from translators.steps.runtime import RedactingLog
 from translators.steps.service_call import step_retry_policy
 from translators.variables import iso_utc, resolve_variables
 
@@ -49,7 +52,7 @@ def build_job(
                 [dg.DependencyDefinition(up, "result") for up in ordering]
             )
         dependencies[dg.NodeInvocation(step_ops[step.name].name, alias=step.name)] = inputs
-    variables_op = _variables_op(workflow)
+    variables_op = _variables_op(workflow, catalog)
     dependencies[dg.NodeInvocation(variables_op.name, alias=VARIABLES_OP)] = {}
     graph = dg.GraphDefinition(
         name=workflow.job_name,
@@ -114,7 +117,7 @@ def _job_tags(workflow: WorkflowPlan) -> dict[str, str]:
 # Dagster sees the string "OpExecutionContext" and rejects it as a foreign type.
 
 
-def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
+def _variables_op(workflow: WorkflowPlan, catalog: dict[str, ServiceSpec]) -> dg.OpDefinition:
     """Resolves the variables once per run; its stored output is the run's record of them,
     so a retry or a re-execution from failure sees the same values (SPEC 5.4)."""
     specs = workflow.spec.variables
@@ -138,9 +141,11 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
     }
 
     def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
-        logical_time, timezone = _logical_time(context)
-        params = context.op_config.get("params") or {}
-        values = resolve_variables(specs, params, logical_time, timezone)
+        register_run_secrets(catalog)
+        with redacted_failures():
+            logical_time, timezone = _logical_time(context)
+            params = context.op_config.get("params") or {}
+            values = resolve_variables(specs, params, logical_time, timezone)
         yield dg.Output(
             {"values": values, "logical_time": iso_utc(logical_time), "timezone": timezone},
             "result",
@@ -148,7 +153,7 @@ def _variables_op(workflow: WorkflowPlan) -> dg.OpDefinition:
                 "logical time": iso_utc(logical_time),
                 "timezone": timezone,
                 **{
-                    f"var {name}": dg.MetadataValue.text(repr(value))
+                    f"var {name}": dg.MetadataValue.text(redact(repr(value)))
                     for name, value in values.items()
                 },
             },
@@ -197,7 +202,18 @@ def _step_op(
     settings = workflow.spec.settings
 
     def compute(context, inputs: Mapping[str, Any]) -> Iterator[Any]:
-        runtime = StepRuntime(
+        # Whatever this step reports may quote a secret it never read itself (a cast
+        # error over an API field): register all the run knows, redact what leaves.
+        register_run_secrets(catalog)
+        with redacted_failures():
+            result = runner(step.spec, _runtime(context, inputs))
+        if result.emit:
+            yield dg.Output(result.handle, "result", metadata=_output_metadata(result))
+        else:
+            context.log.info(f"{step.name}: output not emitted; dependent steps are skipped")
+
+    def _runtime(context: Any, inputs: Mapping[str, Any]) -> StepRuntime:
+        return StepRuntime(
             plan=step,
             job_name=workflow.job_name,
             run_id=context.run_id,
@@ -210,16 +226,11 @@ def _step_op(
                 name: getattr(context.resources, service_resource_key(name))
                 for name in service_names
             },
-            log=context.log,
+            log=RedactingLog(context.log),
             app_access=workflow.access,
             catalog=catalog,
             inline_wait_max_seconds=settings.inline_wait_max_seconds,
         )
-        result = runner(step.spec, runtime)
-        if result.emit:
-            yield dg.Output(result.handle, "result", metadata=_output_metadata(result))
-        else:
-            context.log.info(f"{step.name}: output not emitted; dependent steps are skipped")
 
     is_branch = step.kind == "conditional"
     return dg.OpDefinition(
@@ -260,6 +271,8 @@ def _output_metadata(result: StepResult) -> dict[str, Any]:
         metadata["columns"] = dg.MetadataValue.json(dict(result.handle.columns))
         metadata["path"] = dg.MetadataValue.path(result.handle.path)
     for key, value in result.metadata.items():
+        # Row errors, skipped items and the like quote values: never a secret.
+        value = redact_value(value)
         metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
     return metadata
 

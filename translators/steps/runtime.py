@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from resources.secrets import redact
+
 if TYPE_CHECKING:
     from resources.app_database import AppDatabaseResource
     from resources.service import ServiceResource
@@ -68,3 +70,39 @@ class StepRuntime:
 
     def service(self, name: str) -> ServiceResource:
         return self.services[name]
+
+
+class RedactingLog:
+    """A step's log (Dagster's `context.log`) that masks secrets in every message.
+
+    Steps log error texts (a skipped row's database error, a retried connection error),
+    which may quote a value the run must not show; `%`-style arguments are merged first.
+    """
+
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self._log = log
+
+    def _emit(self, level: str, msg: object, *args: Any, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        getattr(self._log, level)(redact(text), **kwargs)
+
+    def debug(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("debug", msg, *args, **kwargs)
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("info", msg, *args, **kwargs)
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("warning", msg, *args, **kwargs)
+
+    def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("error", msg, *args, **kwargs)
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("exception", msg, *args, **kwargs)
+
+    def critical(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self._emit("critical", msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
