@@ -123,13 +123,16 @@ def _failure_message(result: Any) -> str:
 def test_a_param_app_id_of_another_app_is_refused_before_any_read_or_write(
     tmp_path: Path, billing_url: str, job: str, step: str
 ) -> None:
+    execute(billing_url, "CREATE TABLE invoices (id INTEGER)", "INSERT INTO invoices VALUES (1)")
     _, defs = load(write_defs(tmp_path / "defs", "shop", _param_workflows()))
     result = run_job(defs, job, {"appId": "billing"}, raise_on_error=False)
     assert not result.success
     message = _failure_message(result)
     assert f"step {step}" in message and "'billing'" in message and "'shop'" in message
     assert "app.json" in message
-    assert not (tmp_path / "billing.sqlite").exists(), "the other app's database was opened"
+    assert rows(billing_url, "SELECT id FROM invoices") == [(1,)], "nothing was written"
+    tables = rows(billing_url, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert tables == [("invoices",)], "no persist marker or staging table either"
 
 
 def test_a_param_app_id_listed_in_app_json_is_written(tmp_path: Path, billing_url: str) -> None:
