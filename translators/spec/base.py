@@ -5,6 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+# Limits that keep one hostile or mistaken file from hanging a run or the code location.
+MAX_RETRY_DELAY_MS = 600_000  # ten minutes between two attempts
+MAX_STEPS = 1_000  # steps of one workflow; each costs load time in every process
+MAX_WAIT_SECONDS = 366 * 86_400  # a wait.duration of more than a year is a mistake
+
 
 class SpecModel(BaseModel):
     """A parsed piece of a definition file.

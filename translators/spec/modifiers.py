@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from translators.spec.base import SpecModel
+from translators.spec.base import MAX_RETRY_DELAY_MS, SpecModel
 
 
 class GenerateSpec(SpecModel):
@@ -21,7 +21,7 @@ FieldMapping = dict[str, str | GenerateSpec]
 
 class _PageRetries(SpecModel):
     max_retries: Annotated[int, Field(ge=0, le=20)] = 3
-    retry_delay_ms: Annotated[int, Field(ge=0)] = 1000
+    retry_delay_ms: Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY_MS)] = 1000
     max_pages: Annotated[int, Field(ge=1)] = 10_000
 
 
@@ -92,7 +92,7 @@ class ForEachSpec(SpecModel):
     rate_limit: RateLimitSpec | None = None
     run_as_user: str | None = None
     max_retries: Annotated[int, Field(ge=0, le=20)] = 3
-    retry_delay_ms: Annotated[int, Field(ge=0)] = 1000
+    retry_delay_ms: Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY_MS)] = 1000
     on_item_error: Literal["fail", "skip"] = "fail"
 
 

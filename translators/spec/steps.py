@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from translators.spec.base import SpecModel
+from translators.spec.base import MAX_RETRY_DELAY_MS, MAX_WAIT_SECONDS, SpecModel
 from translators.spec.modifiers import FieldMapping, ForEachSpec, PaginationSpec, PreExecuteSpec
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_]+$"
@@ -40,7 +41,7 @@ class ServiceCallStepSpec(BaseStepSpec):
     for_each: ForEachSpec | None = None
     field_mapping: FieldMapping | None = None
     max_retries: Annotated[int, Field(ge=0, le=20)] = 3
-    retry_delay_ms: Annotated[int, Field(ge=0)] = 1000
+    retry_delay_ms: Annotated[int, Field(ge=0, le=MAX_RETRY_DELAY_MS)] = 1000
     pre_execute: PreExecuteSpec | None = None
 
     @model_validator(mode="after")
@@ -173,6 +174,12 @@ class BranchStepSpec(BaseStepSpec):
 
 
 DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> int:
+    """`30s`, `5m`, `2h`, `1d` and compounds like `1h30m` -> seconds."""
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([dhms])", text))
 
 
 class WaitSpec(SpecModel):
@@ -183,6 +190,8 @@ class WaitSpec(SpecModel):
     def _one_of(self) -> WaitSpec:
         if self.duration is None and self.until is None:
             raise ValueError("set wait.duration (e.g. 30s, 1h30m) or wait.until (ISO-8601)")
+        if self.duration and duration_seconds(self.duration) > MAX_WAIT_SECONDS:
+            raise ValueError(f"wait.duration '{self.duration}' is longer than 366 days")
         return self
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from translators.spec.base import SpecModel
+from translators.spec.base import MAX_STEPS, SpecModel
 from translators.spec.steps import StepSpec
 
 
@@ -52,4 +52,4 @@ class WorkflowSpec(SpecModel):
     id: str | None = None
     variables: dict[str, VariableSpec] = Field(default_factory=dict)
     settings: SettingsSpec = Field(default_factory=SettingsSpec)
-    steps: Annotated[list[StepSpec], Field(min_length=1)]
+    steps: Annotated[list[StepSpec], Field(min_length=1, max_length=MAX_STEPS)]

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 
 from translators.spec import WaitStepSpec
+from translators.spec.steps import duration_seconds
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
-
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def duration_seconds(text: str) -> int:
-    """`30s`, `5m`, `2h`, `1d` and compounds like `1h30m` -> seconds."""
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([dhms])", text))
 
 
 def parse_until(value: str) -> dt.datetime:
