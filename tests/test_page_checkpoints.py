@@ -1,0 +1,251 @@
+"""Page checkpoints and step retries under faults (SPEC 5.5), against a real HTTP server
+that logs every request: a step retry, a re-execution from failure and the re-execution
+of a run whose process was killed all resume at the page (or item) that did not finish.
+Nothing finished is requested twice and every row lands exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from tests.support.app_tables import execute, rows
+from tests.support.http_server import LocalHTTPServer, RecordedRequest
+from tests.support.jobs import write_defs
+from translators.schedules import run_config_for
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = {"id": "INTEGER", "name": "VARCHAR"}
+
+
+def fetch_step(params: dict, **extra: object) -> dict:
+    """A paginated call of /fragile-pages; `params` choose its faults."""
+    return {
+        "id": "pages",
+        "service": "local",
+        "operation": "fragile",
+        "params": {"per_page": 5, **params},
+        "paginate": {"type": "pageNumber", "pageParam": "page"},
+        "dataPath": "results",
+        "outputTable": "records",
+        "outputSchema": SCHEMA,
+        **extra,
+    }
+
+
+PERSIST = {
+    "id": "persist",
+    "persistToDatabase": {
+        "appId": "app",
+        "tableName": "records",
+        "sourceTable": "records",
+        "mode": "append",
+        "fieldMapping": {"id": "id", "name": "name"},
+    },
+}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
+    with LocalHTTPServer(total_records=23) as srv:
+        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+        yield srv
+
+
+@pytest.fixture
+def defs_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    def build(stem: str, *steps: dict) -> Path:
+        root = write_defs(
+            tmp_path / "defs",
+            "app",
+            {stem: {"settings": {"maxParallelSteps": 1}, "steps": list(steps)}},
+        )
+        service = {
+            "name": "local",
+            "baseUrl": "http://127.0.0.1:9/unused",
+            "operations": {"fragile": {"path": "/fragile-pages"}},
+        }
+        (root / "services" / "local.json").write_text(json.dumps(service))
+        monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(root))
+        return root
+
+    return build
+
+
+def recon(stem: str) -> dg.ReconstructableJob:
+    # A job name per test: Dagster caches reconstructed jobs by name within a process.
+    return dg.build_reconstructable_job(
+        "translators.definitions", "job_by_name", reconstructable_args=(f"app__{stem}",)
+    )
+
+
+def page_of(request: RecordedRequest) -> int:
+    return int(request.query["page"][-1])
+
+
+def pages_asked(requests: list[RecordedRequest]) -> Counter[int]:
+    return Counter(page_of(r) for r in requests if r.path == "/fragile-pages")
+
+
+def events(result: dg.ExecutionResult, kind: str) -> list[dg.DagsterEvent]:
+    return [e for e in result.all_events if e.event_type_value == kind]
+
+
+def table_ids(result: dg.ExecutionResult, step: str = "pages") -> list[int]:
+    return [row["id"] for row in pq.read_table(result.output_for_node(step).path).to_pylist()]
+
+
+def test_a_step_retry_resumes_at_the_failed_page(
+    defs_with, server: LocalHTTPServer, sqlite_app_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_DB_URL", sqlite_app_url)
+    execute(sqlite_app_url, "CREATE TABLE records (id INTEGER, name TEXT)")
+    # Page 3 fails 3 times; a page gets 1 retry, the step 2: the first attempt gives up
+    # on page 3, the step retry gets it at the second try.
+    step = fetch_step(
+        {"id": "a", "fail_from": 3, "failures": 3},
+        maxRetries=2,
+        retryDelayMs=10,
+    )
+    step["paginate"] |= {"maxRetries": 1, "retryDelayMs": 10}
+    defs_with("retried", step, PERSIST)
+    with dg.instance_for_test() as instance:
+        config = run_config_for({}, None, "UTC")
+        with dg.execute_job(recon("retried"), instance, run_config=config) as result:
+            assert result.success
+            assert len(events(result, "STEP_UP_FOR_RETRY")) == 1
+            ids = table_ids(result)
+    asked = pages_asked(server.state.requests)
+    assert asked == {1: 1, 2: 1, 3: 4, 4: 1, 5: 1, 6: 1}, "pages 1-2 are not fetched again"
+    assert ids == list(range(23))
+    persisted = rows(sqlite_app_url, "SELECT id FROM records ORDER BY id")
+    assert [r[0] for r in persisted] == list(range(23)), "every row persisted once"
+
+
+def test_a_failure_that_would_recur_is_not_retried(defs_with, server: LocalHTTPServer) -> None:
+    defs_with("final", fetch_step({"id": "f", "fail_from": 2, "failures": 9, "status": 404}))
+    with dg.instance_for_test() as instance:
+        config = run_config_for({}, None, "UTC")
+        result = dg.execute_job(recon("final"), instance, run_config=config)
+        assert not result.success
+        assert not events(result, "STEP_UP_FOR_RETRY")
+        failure = events(result, "STEP_FAILURE")[0].step_failure_data.error
+        assert failure is not None and "HTTP 404" in failure.message
+    assert pages_asked(server.state.requests) == {1: 1, 2: 1}
+
+
+def test_a_reexecution_from_failure_resumes_at_the_failed_page(
+    defs_with, server: LocalHTTPServer
+) -> None:
+    # The default part size (10,000 rows): only the page journal knows pages 1-3.
+    defs_with("reexec", fetch_step({"id": "r"}))
+    with dg.instance_for_test() as instance:
+        server.fail_when = lambda req, q: q.get("page") == "4"  # a 400: no step retry
+        first = dg.execute_job(
+            recon("reexec"), instance, run_config=run_config_for({}, None, "UTC")
+        )
+        assert not first.success
+        before = len(server.state.requests)
+        server.fail_when = None
+        options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+        with dg.execute_job(recon("reexec"), instance, reexecution_options=options) as retry:
+            assert retry.success
+            ids = table_ids(retry)
+    assert pages_asked(server.state.requests[:before]) == {1: 1, 2: 1, 3: 1, 4: 1}
+    assert pages_asked(server.state.requests[before:]) == {4: 1, 5: 1, 6: 1}
+    assert ids == list(range(23))
+
+
+# --- a killed run process ---------------------------------------------------------------
+
+
+def run_until_killed(
+    defs: Path, stem: str, server: LocalHTTPServer, seen: Callable[[dict], bool], cwd: Path
+) -> None:
+    """`workflows run` in a subprocess, killed with SIGKILL once a request `seen` arrives."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "translators", "run", f"app/{stem}", "--defs", str(defs)],
+        cwd=cwd,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(seen({k: v[-1] for k, v in r.query.items()}) for r in server_log(server)):
+            assert process.poll() is None, process.communicate()[0].decode(errors="replace")
+            assert time.monotonic() < deadline, "the run never reached the page"
+            time.sleep(0.05)
+        time.sleep(0.3)  # the request stalls: whatever finished before it is journalled
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def server_log(server: LocalHTTPServer) -> list[RecordedRequest]:
+    with server.state.lock:
+        return list(server.state.requests)
+
+
+def reexecute_lost_run(stem: str) -> dg.ExecutionResult:
+    """Mark the killed run failed (as the crash detection does), re-execute from failure."""
+    instance = dg.DagsterInstance.get()
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED, "the process died mid-run"
+    instance.report_run_failed(run)
+    options = dg.ReexecutionOptions.from_failure(run.run_id, instance)
+    return dg.execute_job(recon(stem), instance, reexecution_options=options)
+
+
+def test_a_killed_run_resumes_after_its_last_finished_page(
+    defs_with, server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    step = fetch_step({"per_page": 2, "id": "k", "stall_at": 7, "stall_s": 60})
+    defs = defs_with("killed", step)
+    run_until_killed(defs, "killed", server, lambda q: q.get("page") == "7", tmp_path)
+    before = len(server_log(server))
+    with reexecute_lost_run("killed") as retry:
+        assert retry.success
+        ids = table_ids(retry)
+    assert pages_asked(server_log(server)[:before]) == {n: 1 for n in range(1, 8)}
+    again = pages_asked(server_log(server)[before:])
+    assert again == {n: 1 for n in range(7, 14)}, "pages 1-6 finished: not requested again"
+    assert ids == list(range(23)), "every row exactly once"
+
+
+def test_a_killed_for_each_of_paginated_calls_skips_its_finished_items(
+    defs_with, server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    items = {
+        "sql": "SELECT range AS n, CASE WHEN range = 3 THEN 2 ELSE 0 END AS stall FROM range(6)",
+        "outputTable": "items",
+    }
+    each = {
+        **fetch_step({"id": "{{item.n}}", "item": "{{item.n}}", "stall_at": "{{item.stall}}"}),
+        "forEach": {"source": "items", "itemKey": "n"},
+        "fieldMapping": {"n": "{{item.n}}", "id": "id"},
+        "outputSchema": {"n": "INTEGER", "id": "INTEGER"},
+    }
+    defs = defs_with("killedeach", items, each)
+    stalled = lambda q: q.get("item") == "3" and q.get("page") == "2"  # noqa: E731
+    run_until_killed(defs, "killedeach", server, stalled, tmp_path)
+    before = len(server_log(server))
+    with reexecute_lost_run("killedeach") as retry:
+        assert retry.success
+        table = pq.read_table(retry.output_for_node("pages").path).to_pylist()
+    again = {r.query["item"][-1] for r in server_log(server)[before:]}
+    assert again == {"3", "4", "5"}, "items 0-2 finished: not requested again"
+    assert sorted((r["n"], r["id"]) for r in table) == [
+        (n, i) for n in range(6) for i in range(23)
+    ], "every row exactly once"
