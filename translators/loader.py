@@ -10,7 +10,6 @@ Layout: `services/<name>.json`, `apps/<app_id>/workflows/<stem>.json`,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,23 @@ from translators.app_access import AppAccess, read_app_access
 from translators.check_context import CheckContext
 from translators.checks import check_variables, check_workflow, variables_of
 from translators.errors import Problem, pointer_order
+from translators.json_files import MAX_NESTING_DEPTH, read_json, unchecked
 from translators.naming import APP_ID_EXPECTED, APP_ID_PATTERN, dagster_name, job_name
 from translators.plans import BrokenWorkflow, LoadResult, SchedulePlan, StepPlan, WorkflowPlan
-from translators.schedule_checks import AppWorkflows, check_schedules
-from translators.spec import BaseStepSpec, ServiceSpec, StepSpec, VariableSpec, WorkflowSpec
+from translators.schedule_checks import AppWorkflows, check_schedules, workflow_stem
+from translators.spec import (
+    BaseStepSpec,
+    ServiceCallStepSpec,
+    ServiceSpec,
+    StepSpec,
+    VariableSpec,
+    WorkflowSpec,
+)
 from translators.sql_analysis import SqlBinder
 from translators.validation_errors import validation_problems
 
 __all__ = [
+    "MAX_NESTING_DEPTH",
     "BrokenWorkflow",
     "LoadResult",
     "SchedulePlan",
@@ -40,22 +48,6 @@ __all__ = [
 
 _STEP = TypeAdapter(StepSpec)
 _VARIABLES = TypeAdapter(dict[str, VariableSpec])
-_NO_VALUE = object()
-
-
-def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
-    """The parsed document, or a problem saying why there is none."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return _NO_VALUE, Problem(file, "", f"the file is not UTF-8 text ({exc.reason})")
-    except OSError as exc:
-        return _NO_VALUE, Problem(file, "", f"cannot read the file: {exc.strerror or exc}")
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        message = f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        return _NO_VALUE, Problem(file, "", message, "a JSON document")
 
 
 def load_definitions(defs_dir: Path) -> LoadResult:
@@ -93,47 +85,55 @@ def _load_services(root: Path, result: LoadResult) -> dict[str, str]:
     """Fill `result.services`; return service name -> file, for files with problems."""
     broken: dict[str, str] = {}
     for path in sorted((root / "services").glob("*.json")):
-        file = _rel(root, path)
-        raw, problem = read_json(path, file)
-        problems = [problem] if problem else []
-        spec = None
-        if problem is None:
-            try:
-                spec = ServiceSpec.model_validate(raw)
-            except ValidationError as exc:
-                problems += validation_problems(exc, raw, ServiceSpec, file)
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if isinstance(name, str) and name != path.stem:
+        try:
+            _load_service(root, path, result, broken)
+        except Exception as exc:  # a bug of a check stays a problem of this file
+            result.problems.append(unchecked(_rel(root, path), exc))
+            broken[path.stem] = _rel(root, path)
+    return broken
+
+
+def _load_service(root: Path, path: Path, result: LoadResult, broken: dict[str, str]) -> None:
+    file = _rel(root, path)
+    raw, problem = read_json(path, file)
+    problems = [problem] if problem else []
+    spec = None
+    if problem is None:
+        try:
+            spec = ServiceSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems += validation_problems(exc, raw, ServiceSpec, file)
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if isinstance(name, str) and name != path.stem:
+        problems.append(
+            Problem(
+                file,
+                "/name",
+                f"service name '{name}' differs from the file name",
+                f"'{path.stem}', the file's stem",
+            )
+        )
+    if spec is not None:
+        # Each service is the resource `service_<name>` with `-` made `_` (SPEC 1).
+        clash = next(
+            (o for o in result.services if dagster_name(o) == dagster_name(spec.name)), None
+        )
+        if clash:
             problems.append(
                 Problem(
                     file,
                     "/name",
-                    f"service name '{name}' differs from the file name",
-                    f"'{path.stem}', the file's stem",
+                    f"service '{spec.name}' and '{clash}' are the same Dagster resource name",
+                    "names that differ in more than - and _",
                 )
             )
-        if spec is not None:
-            # Each service is the resource `service_<name>` with `-` made `_` (SPEC 1).
-            clash = next(
-                (o for o in result.services if dagster_name(o) == dagster_name(spec.name)), None
-            )
-            if clash:
-                problems.append(
-                    Problem(
-                        file,
-                        "/name",
-                        f"service '{spec.name}' and '{clash}' are the same Dagster resource name",
-                        "names that differ in more than - and _",
-                    )
-                )
-        if spec is not None and not problems:
-            result.services[spec.name] = spec
-        else:
-            broken[path.stem] = file
-            if isinstance(name, str):
-                broken[name] = file
-        result.problems += problems
-    return broken
+    if spec is not None and not problems:
+        result.services[spec.name] = spec
+    else:
+        broken[path.stem] = file
+        if isinstance(name, str):
+            broken[name] = file
+    result.problems += problems
 
 
 # ---------------------------------------------------------------------------- apps
@@ -165,7 +165,7 @@ def _load_app(loading: _Loading, app_dir: Path) -> None:
     app = AppWorkflows(app_id=app_id, folder=folder, valid={})
     valid: dict[str, WorkflowPlan] = {}
     for path in sorted((app_dir / "workflows").glob("*.json")):
-        loaded = _load_workflow(loading, path, access)
+        loaded = _checked_workflow(loading, path, access)
         if isinstance(loaded, WorkflowPlan) and app_problem is None:
             valid[path.stem] = loaded
             continue
@@ -173,7 +173,9 @@ def _load_app(loading: _Loading, app_dir: Path) -> None:
         if app_problem is not None:
             problems = [app_problem, *problems]
         loading.result.broken.append(
-            BrokenWorkflow(app_id, path.stem, loaded.file, loaded.job_name, problems)
+            replace(loaded, problems=problems)
+            if isinstance(loaded, BrokenWorkflow)
+            else BrokenWorkflow(app_id, path.stem, loaded.file, loaded.job_name, problems)
         )
         app.broken.add(path.stem)
     loading.result.workflows += valid.values()
@@ -186,13 +188,68 @@ def _load_schedules(loading: _Loading, path: Path, app: AppWorkflows) -> None:
     if not path.is_file():
         return
     file = loading.rel(path)
-    raw, problem = read_json(path, file)
-    if problem is not None:
-        loading.result.problems.append(problem)
+    try:
+        raw, problem = read_json(path, file)
+        if problem is not None:
+            loading.result.problems.append(problem)
+            return
+        stand_ins = _failing_jobs(loading, app)
+        with_stand_ins = AppWorkflows(
+            app.app_id, app.folder, {**stand_ins, **app.valid}, app.broken - stand_ins.keys()
+        )
+        plans, problems = check_schedules(raw, file, with_stand_ins)
+        problems += _targets_failing(raw, file, app, stand_ins)
+    except Exception as exc:  # a bug of a check stays a problem of this file
+        loading.result.problems.append(unchecked(file, exc))
         return
-    plans, problems = check_schedules(raw, file, app)
     loading.result.schedules += plans
-    loading.result.problems += problems
+    loading.result.problems += sorted(problems, key=lambda p: pointer_order(p.pointer))
+
+
+def _failing_jobs(loading: _Loading, app: AppWorkflows) -> dict[str, WorkflowPlan]:
+    """The broken workflows of `app` that parsed, standing in with their failing jobs.
+
+    Their schedules are checked and kept: the UI then shows each tick failing with the
+    problems (and a broken service file's), instead of the schedule quietly missing.
+    """
+    return {
+        b.stem: WorkflowPlan(b.app_id, b.stem, b.file, b.job_name, b.spec, [])
+        for b in loading.result.broken
+        if b.app_id == app.app_id and b.spec is not None
+    }
+
+
+def _targets_failing(
+    raw: Any, file: str, app: AppWorkflows, stand_ins: dict[str, WorkflowPlan]
+) -> list[Problem]:
+    entries = raw.get("schedules") if isinstance(raw, dict) else None
+    problems = []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        target = entry.get("workflow") if isinstance(entry, dict) else None
+        stem = workflow_stem(target)[0] if isinstance(target, str) else None
+        if stem in stand_ins:
+            problems.append(
+                Problem(
+                    file,
+                    f"/schedules/{index}/workflow",
+                    f"the workflow {app.folder}/workflows/{stem}.json has problems (listed "
+                    f"for that file), so its job {stand_ins[stem].job_name} fails at once",
+                    "a valid workflow",
+                )
+            )
+    return problems
+
+
+def _checked_workflow(
+    loading: _Loading, path: Path, access: AppAccess
+) -> WorkflowPlan | BrokenWorkflow:
+    try:
+        return _load_workflow(loading, path, access)
+    except Exception as exc:  # a bug of a check stays a problem of this file
+        file, app_id = loading.rel(path), access.app_id
+        problem = unchecked(file, exc)
+        loading.result.problems.append(problem)
+        return BrokenWorkflow(app_id, path.stem, file, job_name(app_id, path.stem), [problem])
 
 
 def _load_workflow(
@@ -227,8 +284,21 @@ def _load_workflow(
     problems.sort(key=lambda p: pointer_order(p.pointer))
     loading.result.problems += problems
     if problems or spec is None:
-        return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems)
+        related = _service_problems(loading, step_specs)
+        return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems, spec, related)
     return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps, access.databases)
+
+
+def _service_problems(loading: _Loading, steps: list[BaseStepSpec | None]) -> list[Problem]:
+    """The problems of the broken service files these steps call."""
+    names = [
+        name
+        for step in steps
+        if isinstance(step, ServiceCallStepSpec)
+        for name in (step.service, step.pre_execute.service if step.pre_execute else None)
+    ]
+    files = {loading.broken_services[n] for n in names if n in loading.broken_services}
+    return [p for p in loading.result.problems if p.file in files]
 
 
 def _raw_steps(raw: Any) -> list[Any]:
@@ -282,8 +352,19 @@ def _check_unique_job_names(result: LoadResult) -> None:
             BrokenWorkflow(workflow.app_id, workflow.stem, workflow.file, unique, [problem])
         )
     result.workflows, result.broken = kept, broken
-    jobs = {w.job_name for w in kept}
-    result.schedules = [s for s in result.schedules if s.workflow in jobs]
+    _retarget_schedules(result, {file: name for name, file in owners.items()})
+
+
+def _retarget_schedules(result: LoadResult, job_of_file: dict[str, str]) -> None:
+    """Schedules follow their workflow file to its final job name (a renamed failing job
+    included), never to another file's job of the name it had."""
+    kept: list[SchedulePlan] = []
+    for schedule in result.schedules:
+        stem = workflow_stem(schedule.spec.workflow)[0]
+        job = job_of_file.get(f"apps/{schedule.app_id}/workflows/{stem}.json")
+        if job is not None:
+            kept.append(replace(schedule, workflow=job))
+    result.schedules = kept
 
 
 def _job_clash(result: LoadResult, file: str, name: str, owners: dict[str, str]) -> Problem:

@@ -78,13 +78,21 @@ class SchedulePlan:
 
 @dataclass(frozen=True)
 class BrokenWorkflow:
-    """A workflow file with problems: left out of the jobs, shown as a failing job."""
+    """A workflow file with problems: left out of the jobs, shown as a failing job.
+
+    Attributes:
+        spec: the parsed workflow when only the cross-step checks failed (its schedules
+            are kept, pointing at the failing job), else None.
+        related: problems of the service files the workflow uses that have problems.
+    """
 
     app_id: str
     stem: str
     file: str
     job_name: str
     problems: list[Problem]
+    spec: WorkflowSpec | None = None
+    related: list[Problem] = field(default_factory=list)
 
 
 @dataclass

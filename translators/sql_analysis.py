@@ -71,6 +71,8 @@ def referenced_tables(sql: str) -> set[str]:
         trees = sqlglot.parse(sql, read="duckdb")
     except SqlglotError as exc:
         raise ValueError(f"the SQL parser cannot read the query: {_first_lines(exc)}") from exc
+    except RecursionError as exc:  # the parser recurses once per level of parentheses
+        raise ValueError("the SQL is nested too deeply for the SQL parser") from exc
     tables: set[str] = set()
     for tree in trees:
         if tree is None:
