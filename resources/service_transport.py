@@ -2,10 +2,11 @@
 
 Internal to `resources.service`. Both drivers send through `send`: the forEach loop
 awaits it on its own event loop (`resources.service_foreach`), and `BlockingSender` runs
-it on a private event loop for `iter_pages`. The blocking path uses asyncio too because
-httpx's timeouts bound each connect, write and read on its own: a server trickling one
-byte a second never trips them. `asyncio.timeout` bounds the whole attempt (connect,
-send, headers and the whole body), and one code path keeps both drivers' rules equal.
+it for `iter_pages` on a private event loop, on a thread of its own. The blocking path
+uses asyncio too because httpx's timeouts bound each connect, write and read on its own:
+a server trickling one byte a second never trips them. `asyncio.timeout` bounds the whole
+attempt (connect, send, headers and the whole body), and one code path keeps both
+drivers' rules equal.
 
 Limits of one attempt (documented in docs/security.md):
 - `timeoutSeconds` is its total deadline. An overrun is a timeout, retryable as SPEC 5.5
@@ -20,15 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 if TYPE_CHECKING:
     from resources.service import CallStats
     from resources.service_http import PageLoop, Prepared, Session
+
+T = TypeVar("T")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
 ERROR_BODY_BYTES = 64 * 1024
@@ -141,23 +146,34 @@ async def _read(response: httpx.Response, cap: int) -> Reply:
 
 
 class BlockingSender:
-    """`send` for a caller without an event loop (`iter_pages`): a private loop and client.
+    """`send` for a blocking caller (`iter_pages`): a private event loop and client.
 
-    Use as a context manager; calling it sends `loop.pending` and returns the `Reply`.
+    The loop runs on a thread of its own, so a caller that is itself inside a running
+    event loop (a forEach worker asking something of a service) works too. Use as a
+    context manager; calling it sends `loop.pending` and returns the `Reply`.
     """
 
     def __init__(self, session: Session) -> None:
-        self._runner = asyncio.Runner()
-        self._client = self._runner.run(_client_in_loop(session))
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"http-{session.service}")
+        self._runner = asyncio.Runner()  # its loop is made, and used, on `_thread` only
+        try:
+            self._client = self._run(_client_in_loop(session))
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._thread.submit(self._runner.run, work).result()
 
     def __call__(self, loop: PageLoop, stats: CallStats) -> Reply:
-        return self._runner.run(send(self._client, loop, stats))
+        return self._run(send(self._client, loop, stats))
 
     def close(self) -> None:
         try:
-            self._runner.run(self._client.aclose())
+            self._run(self._client.aclose())
         finally:
-            self._runner.close()
+            self._thread.submit(self._runner.close).result()
+            self._thread.shutdown()
 
     def __enter__(self) -> BlockingSender:
         return self

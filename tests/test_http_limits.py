@@ -4,6 +4,7 @@ cap, masking before the error excerpt is cut, and path values that must stay one
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
 import uuid
@@ -216,3 +217,20 @@ def test_forEach_item_data_in_the_path_stays_one_segment(server: LocalHTTPServer
     assert seen == {value: f"/echo/item/{ENCODED[value]}/detail" for value in ENCODED}
     logged = sorted(r.path for r in server.state.requests)
     assert logged == sorted(f"/echo/item/{raw}/detail" for raw in ENCODED.values())
+
+
+def test_a_blocking_call_works_inside_a_running_event_loop(server: LocalHTTPServer) -> None:
+    """The blocking driver's private loop must not clash with the caller's (a forEach
+    worker could ask a service something from inside its own loop)."""
+    svc = service(server, timeout_seconds=1)
+
+    async def inside() -> list[dict[str, Any]]:
+        return run_plain(svc, call("/trickle", params={"bytes": 20, "seconds": 0.1}))
+
+    assert asyncio.run(inside()) == [{"pad": "x" * 9}]
+    with pytest.raises(ServiceCallError, match="timeoutSeconds=1"):
+        asyncio.run(_slow_inside(svc))
+
+
+async def _slow_inside(svc: ServiceResource) -> list[dict[str, Any]]:
+    return run_plain(svc, call("/trickle", params={"bytes": 40, "seconds": 4}))
