@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -194,3 +195,53 @@ def test_a_torn_journal_line_is_cut_off(tmp_path: Path) -> None:
     assert again.resume.done_keys == {"1", "2"} and again.resume.records == 2
     again.add_item(3, [{"n": 3}], pages=1)
     assert table_rows(again, "n") == [1, 2, 3]
+
+
+SCHEMA = {"id": "INTEGER"}
+
+
+def test_every_page_is_on_disk_before_the_next_request(tmp_path: Path) -> None:
+    folder = tmp_path / "cp"
+    live = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=10_000)
+    for page in range(1, 4):
+        live.add_page([{"id": page}], {"page": page + 1})
+        # What a process started now (the old one killed) would resume from.
+        seen = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=10_000).resume
+        assert (seen.pages, seen.state, seen.records) == (page, {"page": page + 1}, page)
+    assert not list(folder.glob("part-*")), "far below part_rows: the journal alone"
+
+
+def test_the_journal_is_compacted_into_parts(tmp_path: Path) -> None:
+    folder = tmp_path / "cp"
+    checkpoint = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=4)
+    for page in range(5):
+        checkpoint.add_page([{"id": 2 * page}, {"id": 2 * page + 1}], {"page": page + 2})
+    assert len(list(folder.glob("part-*.json"))) == 2, "a part after 4 and after 8 rows"
+    assert len((folder / "journal.jsonl").read_bytes().splitlines()) == 1, "the last page"
+    resumed = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=4)
+    assert (resumed.resume.records, resumed.resume.state) == (10, {"page": 6})
+    resumed.add_page([], None)
+    assert table_rows(resumed) == list(range(10))
+
+
+def test_a_crash_between_a_part_and_the_journal_reset_keeps_each_row_once(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "cp"
+    checkpoint = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=3)
+    checkpoint.add_page([{"id": 1}, {"id": 2}], {"page": 2})
+    journal = (folder / "journal.jsonl").read_bytes()
+    checkpoint.add_page([{"id": 3}], {"page": 3})  # part 1, then the journal is emptied
+    line = orjson.dumps({"seq": 2, "state": {"page": 3}, "rows": [{"id": 3}]}) + b"\n"
+    (folder / "journal.jsonl").write_bytes(journal + line)  # as if it never was
+    resumed = StepCheckpoint(folder, SCHEMA, step_name="s", part_rows=3)
+    assert (resumed.resume.records, resumed.resume.pages) == (3, 2)
+    resumed.add_page([{"id": 4}], None)
+    assert table_rows(resumed) == [1, 2, 3, 4]
+
+
+def test_a_step_without_a_table_journals_no_rows(tmp_path: Path) -> None:
+    checkpoint = StepCheckpoint(tmp_path / "cp", None, step_name="s", part_rows=10)
+    checkpoint.add_page([{"id": 1}, {"id": 2}], {"page": 2})
+    line = orjson.loads((tmp_path / "cp" / "journal.jsonl").read_bytes())
+    assert line["rows"] == [] and checkpoint.records == 2

@@ -19,10 +19,13 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from resources.service import ServiceCallError
 from tests.support.app_tables import execute, rows
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
 from tests.support.jobs import write_defs
 from translators.schedules import run_config_for
+from translators.spec import ServiceCallStepSpec
+from translators.steps.service_call import may_pass, step_retry_policy
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +252,46 @@ def test_a_killed_for_each_of_paginated_calls_skips_its_finished_items(
     assert sorted((r["n"], r["id"]) for r in table) == [
         (n, i) for n in range(6) for i in range(23)
     ], "every row exactly once"
+
+
+# --- the step-retry rule ----------------------------------------------------------------
+
+GAVE_UP = "service 'x' operation 'y': HTTP {status} GET http://h/p (page 3): down (after 3 retries)"
+
+
+@pytest.mark.parametrize(
+    ("message", "mutation", "expected"),
+    [
+        (GAVE_UP.format(status=503), False, True),
+        (GAVE_UP.format(status=500), False, True),
+        ("... GET http://h/p (page 2): ReadTimeout (after 1 retries)", False, True),
+        ("service 'x' operation 'y': HTTP 404 GET http://h/p (page 1): gone", False, False),
+        ("... (page 1): the response is not valid JSON (...)", False, False),
+        # A mutation is sent again only when the server surely did not act on it.
+        (GAVE_UP.format(status=500), True, False),
+        ("... POST http://h/p (page 1): ReadTimeout (after 3 retries)", True, False),
+        (GAVE_UP.format(status=503), True, True),
+        (GAVE_UP.format(status=429), True, True),
+        ("... POST http://h/p (page 1): ConnectError: refused (after 3 retries)", True, True),
+    ],
+)
+def test_which_failures_a_step_retry_may_cure(message: str, mutation: bool, expected) -> None:
+    error = ServiceCallError(message)
+    assert may_pass(error, unguarded_mutation=mutation) is expected
+    assert not may_pass(ValueError(message), unguarded_mutation=False), "only call errors"
+
+
+def test_the_step_retry_goes_on_from_the_request_backoff() -> None:
+    def policy(**fields: object) -> dg.RetryPolicy | None:
+        spec = {"service": "x", "operation": "y", **fields}
+        return step_retry_policy(ServiceCallStepSpec.model_validate(spec))
+
+    default = policy()
+    assert default is not None and default.max_retries == 3
+    # Requests wait 1, 2, 4 s; the step then waits 8, 24, 56 s: 16 tries of a dead page.
+    assert [default.calculate_delay(n) for n in (1, 2, 3)] == [8.0, 24.0, 56.0]
+    paged = policy(paginate={"type": "pageNumber", "pageParam": "p", "maxRetries": 1})
+    assert paged is not None and paged.delay == 2.0, "the page level's retries count"
+    capped = policy(maxRetries=20, retryDelayMs=5000)
+    assert capped is not None and (capped.max_retries, capped.delay) == (3, 60.0)
+    assert policy(maxRetries=0) is None, "maxRetries 0: no step retry"
