@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from translators.loader import LoadResult, WorkflowPlan
+from translators.loader import LoadResult, StepPlan, WorkflowPlan
 from translators.spec import BranchStepSpec
 
 
@@ -40,18 +40,52 @@ def schema_lines(loaded: LoadResult) -> list[str]:
     return ["inferred schemas:", *("  " + line for line in lines)] if lines else []
 
 
-def skip_sources(workflow: WorkflowPlan) -> dict[str, list[str]]:
-    """For each step, the branches whose false value skips it (directly or transitively)."""
-    by_name = {step.name: step for step in workflow.steps}
-    sources: dict[str, list[str]] = {}
+# When a step is skipped, as alternatives: each a set of branches that are all false.
+SkipRule = list[frozenset[str]]
+
+
+def skip_rules(workflow: WorkflowPlan) -> dict[str, SkipRule]:
+    """For each step, which false branches skip it, as the run decides (README, Waits).
+
+    A step is skipped when an input it needs is missing: the output of a false branch,
+    or of a skipped step. A wait's ordering-only input fans in from every earlier step
+    and counts as missing only when *all* of them are, so one false branch before a wait
+    does not skip it or what follows.
+    """
+    from translators.job_builder import split_dependencies
+
+    missing: dict[str, SkipRule] = {}
+    rules: dict[str, SkipRule] = {}
     for step in workflow.steps:
-        found: list[str] = []
-        for up in step.depends_on:
-            if isinstance(by_name[up].spec, BranchStepSpec):
-                found.append(up)
-            found.extend(sources.get(up, []))
-        sources[step.name] = list(dict.fromkeys(found))
-    return sources
+        direct, ordering = split_dependencies(workflow, step)
+        rule = [term for up in direct for term in missing[up]]
+        if ordering:
+            rule += _all_missing([missing[up] for up in ordering])
+        rules[step.name] = _minimal(rule)
+        own = [frozenset({step.name})] if isinstance(step.spec, BranchStepSpec) else []
+        missing[step.name] = _minimal(rules[step.name] + own)
+    return rules
+
+
+def _all_missing(sources: list[SkipRule]) -> SkipRule:
+    """When every one of `sources` is missing: one term of each, combined."""
+    combined: SkipRule = [frozenset()]
+    for source in sources:
+        combined = _minimal([a | b for a in combined for b in source])
+    return combined
+
+
+def _minimal(rule: SkipRule) -> SkipRule:
+    """Without duplicates and without terms that a smaller term already implies."""
+    unique = list(dict.fromkeys(rule))
+    return [t for t in unique if not any(o < t for o in unique)]
+
+
+def _skip_text(rule: SkipRule) -> list[str]:
+    single = [next(iter(term)) for term in rule if len(term) == 1]
+    lines = [f"skipped when false: {', '.join(single)}"] if single else []
+    lines += [f"skipped when all false: {' and '.join(sorted(t))}" for t in rule if len(t) > 1]
+    return lines
 
 
 def explain_lines(workflow: WorkflowPlan) -> list[str]:
@@ -64,17 +98,26 @@ def explain_lines(workflow: WorkflowPlan) -> list[str]:
         "",
         "steps (op = step name; every op also takes resolve_variables):",
     ]
-    skips = skip_sources(workflow)
+    skips = skip_rules(workflow)
     for step in workflow.steps:
         table = f" -> table {step.output_table}" if step.output_table else ""
         lines.append(f"  {step.index + 1:>2}. {step.name} [{step.kind}]{table}  #{step.pointer}")
-        if step.depends_on:
-            lines.append(f"      after: {', '.join(step.depends_on)}")
+        lines += _after_lines(workflow, step)
         if step.reads:
             reads = ", ".join(f"{t} (from {s})" for t, s in step.reads.items())
             lines.append(f"      reads: {reads}")
-        if skips[step.name]:
-            lines.append(f"      skipped when false: {', '.join(skips[step.name])}")
+        lines += [f"      {text}" for text in _skip_text(skips[step.name])]
     edges = [f"{up} -> {step.name}" for step in workflow.steps for up in step.depends_on]
     lines += ["", "edges:", *(f"  {edge}" for edge in edges or ["(none: all steps independent)"])]
+    return lines
+
+
+def _after_lines(workflow: WorkflowPlan, step: StepPlan) -> list[str]:
+    from translators.job_builder import split_dependencies
+
+    direct, ordering = split_dependencies(workflow, step)
+    lines = [f"      after: {', '.join(direct)}"] if direct else []
+    if ordering:
+        # Only order: a wait still runs when some of these are skipped (README, Waits).
+        lines.append(f"      after (skipped only if all are skipped): {', '.join(ordering)}")
     return lines
