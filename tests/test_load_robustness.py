@@ -11,11 +11,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
+import translators.definitions as definitions
 import translators.loader as loader
 from tests.definition_files import PARAMS_WORKFLOW, schedule, sql_step, workflow, write_defs
 from tests.support.cli import workflows
 from translators.definitions import build_definitions
-from translators.loader import MAX_NESTING_DEPTH, LoadResult, load_definitions
+from translators.loader import MAX_NESTING_DEPTH, LoadResult, WorkflowPlan, load_definitions
 from translators.naming import job_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -147,3 +148,25 @@ def test_an_unexpected_error_in_one_check_is_a_problem_of_that_file(
     assert problem.file == failing and problem.pointer == ""
     assert "could not be checked (KeyError" in problem.message and "abc123" not in str(problem)
     assert any(w.job_name == "shop__base" for w in loaded.workflows)
+
+
+def test_a_job_dagster_refuses_becomes_a_failing_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake builder of our own that fails for one workflow; the others still build."""
+    real = definitions.build_job
+
+    def fake(workflow: WorkflowPlan, *args: Any, **kwargs: Any) -> dg.JobDefinition:
+        if workflow.stem == "w":
+            raise dg.DagsterInvalidDefinitionError("refused")
+        return real(workflow, *args, **kwargs)
+
+    monkeypatch.setattr(definitions, "build_job", fake)
+    files = {"apps/shop/workflows/w.json": PARAMS_WORKFLOW}
+    defs = build_definitions(load_definitions(write_defs(tmp_path, files)))
+    assert "workflow/broken" not in defs.resolve_job_def("shop__base").tags
+    failing = defs.resolve_job_def("shop__w")
+    assert failing.tags["workflow/broken"] == "true"
+    assert "- apps/shop/workflows/w.json#: the file could not be checked (Dagster" in (
+        failing.description or ""
+    )

@@ -22,8 +22,10 @@ from translators.job_builder import (
     build_job,
     service_resource_key,
 )
+from translators.json_files import unchecked
 from translators.loader import LoadResult, SchedulePlan, load_definitions
 from translators.location import defs_dir
+from translators.plans import BrokenWorkflow, WorkflowPlan
 from translators.schedules import build_schedule, partitions_for, run_config_for
 from translators.spec import ServiceSpec
 
@@ -60,16 +62,19 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
     jobs: dict[str, dg.JobDefinition] = {}
     for workflow in loaded.workflows:
         backfill = partitions.get(workflow.job_name)
-        jobs[workflow.job_name] = build_job(
-            workflow,
-            loaded.services,
-            partitions_def=partitions_for(backfill) if backfill else None,
-            default_run_config=(
-                run_config_for(backfill.spec.params, None, backfill.spec.timezone)
-                if backfill
-                else None
-            ),
-        )
+        try:
+            jobs[workflow.job_name] = build_job(
+                workflow,
+                loaded.services,
+                partitions_def=partitions_for(backfill) if backfill else None,
+                default_run_config=(
+                    run_config_for(backfill.spec.params, None, backfill.spec.timezone)
+                    if backfill
+                    else None
+                ),
+            )
+        except Exception as exc:  # one workflow Dagster refuses must not empty the location
+            jobs[workflow.job_name] = _failing_job(workflow, exc)
     for broken in loaded.broken:
         jobs[broken.job_name] = build_broken_job(broken)
     schedules = [build_schedule(s, jobs[s.workflow]) for s in loaded.schedules]
@@ -83,6 +88,15 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
     for name, spec in loaded.services.items():
         resources[service_resource_key(name)] = service_resource(spec)
     return dg.Definitions(jobs=list(jobs.values()), schedules=schedules, resources=resources)
+
+
+def _failing_job(workflow: WorkflowPlan, exc: Exception) -> dg.JobDefinition:
+    problem = unchecked(workflow.file, exc)
+    log.error("workflow definition problem: %s", problem)
+    broken = BrokenWorkflow(
+        workflow.app_id, workflow.stem, workflow.file, workflow.job_name, [problem], workflow.spec
+    )
+    return build_broken_job(broken)
 
 
 def load() -> tuple[LoadResult, dg.Definitions]:

@@ -10,7 +10,7 @@ import dagster as dg
 
 from resources.secrets import redact, redact_value
 from resources.table_store import TableHandle
-from translators.errors import DefinitionError
+from translators.errors import DefinitionError, Problem
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
 from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
 from translators.run_secrets import redacted_failures, register_run_secrets
@@ -278,11 +278,15 @@ def _output_metadata(result: StepResult) -> dict[str, Any]:
 
 
 def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:
-    """A job that fails at once, its description listing the file's problems (SPEC 7)."""
-    text = "\n".join(str(problem) for problem in broken.problems)
+    """A job that fails at once, its description listing the file's problems (SPEC 7),
+    and those of the broken service files it uses, as markdown bullets (the UI renders
+    descriptions as markdown)."""
+    text = _bullets(broken.problems)
+    if broken.related:
+        text += "\n\nThe service files it uses have problems:\n\n" + _bullets(broken.related)
 
     def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
-        raise DefinitionError(list(broken.problems))
+        raise DefinitionError([*broken.problems, *broken.related])
         yield  # pragma: no cover - makes this a generator, as OpDefinition expects
 
     op = dg.OpDefinition(
@@ -293,7 +297,7 @@ def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:
     )
     graph = dg.GraphDefinition(
         name=broken.job_name,
-        description=f"BROKEN definition {broken.file}; fix these problems:\n{text}",
+        description=f"BROKEN definition {broken.file}; fix these problems:\n\n{text}",
         node_defs=[op],
         dependencies={dg.NodeInvocation(op.name, alias="definition_errors"): {}},
     )
@@ -305,3 +309,7 @@ def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:
             "workflow/broken": "true",
         },
     )
+
+
+def _bullets(problems: list[Problem]) -> str:
+    return "\n".join(f"- {redact(str(problem))}" for problem in problems)
