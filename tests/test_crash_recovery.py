@@ -206,3 +206,20 @@ def test_the_worker_is_recorded_and_checked_by_the_launcher(tmp_path: Path) -> N
         sleeper.kill()
         sleeper.wait(timeout=10)
 
+
+
+def test_two_cli_launches_with_one_key_run_once(
+    tmp_path: Path, server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defs = write_crash_defs(tmp_path / "defs")
+    monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
+    procs = [start_cli_run(defs, "--idempotency-key", "same") for _ in range(2)]
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+    codes = sorted(proc.returncode for proc in procs)
+    assert codes == [0, 1], outputs
+    refused = next(err for (_, err), proc in zip(outputs, procs) if proc.returncode == 1)
+    assert "idempotency key 'same' is still active" in refused
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"idempotencyKey": "same"}))
+    assert sorted(r.status.value for r in runs) == ["CANCELED", "SUCCESS"]
+    assert len(server.requests_to("/echo/first")) == 1
