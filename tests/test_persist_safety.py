@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from resources.app_database import AppDatabaseError, AppDatabaseResource, PersistRequest
@@ -162,6 +163,30 @@ def test_sqlite_file_deleted_during_a_persist_is_an_error(
         assert rows(f"sqlite:///{sqlite_items}", "SELECT count(*) FROM items") == [(0,)]
 
 
+def test_sqlite_file_deleted_just_before_the_commit_is_an_error(
+    sqlite_items: Path, db: AppDatabaseResource
+) -> None:
+    armed = threading.Event()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield items(("a", 1))
+        armed.set()  # the next commit is the write's own
+
+    def delete_at_commit(_conn: Any) -> None:
+        # SQLAlchemy's commit event runs after our last check and before sqlite3 commits.
+        if armed.is_set():
+            armed.clear()
+            remove_database(sqlite_items)
+
+    sa.event.listen(sa.engine.Engine, "commit", delete_at_commit)
+    try:
+        with pytest.raises(AppDatabaseError, match=r"deleted or replaced.*1 row.*old file"):
+            db.persist(APP, PersistRequest("items", "append"), batches(), lineage="r", step="s")
+    finally:
+        sa.event.remove(sa.engine.Engine, "commit", delete_at_commit)
+    assert not sqlite_items.exists()
+
+
 def test_a_missing_sqlite_file_is_not_created(tmp_path: Path, db: AppDatabaseResource) -> None:
     path = tmp_path / "data" / "apps" / f"{APP}.sqlite"
     with pytest.raises(AppDatabaseError, match="does not exist"):
@@ -257,7 +282,7 @@ def test_dagster_job_fails_when_the_sqlite_file_is_deleted_mid_persist(
     watcher = threading.Thread(target=delete_once_the_persist_has_begun, daemon=True)
     watcher.start()
     try:
-        result = run_job(defs, f"{APP}__sync", {"n": 300_000}, raise_on_error=False)
+        result = run_job(defs, f"{APP}__sync", {"n": 200_000}, raise_on_error=False)
     finally:
         stop.set()
         watcher.join(timeout=10)
