@@ -205,3 +205,56 @@ def test_fragile_pages_stall_once_and_tag_items(client: httpx.Client) -> None:
     started = time.monotonic()
     client.get("/fragile-pages", params={**stall, "page": 2})
     assert time.monotonic() - started < 0.3, "only the first request of the page stalls"
+
+
+# --- charges (exactly-once mutations) ---------------------------------------------------
+
+
+def test_charges_are_recorded_per_invoice_and_listed(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    first = client.post("/charges", json={"invoice": "inv-1", "amount": 100})
+    client.post("/charges", json={"invoice": "inv-2", "amount": 5})
+    client.post("/charges", json={"invoice": "inv-1", "amount": 100})
+    assert first.status_code == 201
+    assert first.json() == {"id": 1, "invoice": "inv-1", "amount": 100}
+    listed = client.get("/charges", params={"invoice": "inv-1"}).json()["charges"]
+    assert [c["id"] for c in listed] == [1, 3]
+    assert server.charges.per_invoice() == {"inv-1": 2, "inv-2": 1}
+    assert len(client.get("/charges").json()["charges"]) == 3
+
+
+def test_a_charge_with_a_known_idempotency_key_is_not_applied_again(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    headers = {"Idempotency-Key": "k-1"}
+    first = client.post("/charges", json={"invoice": "inv-1"}, headers=headers)
+    again = client.post("/charges", json={"invoice": "inv-1"}, headers=headers)
+    other = client.post("/charges", json={"invoice": "inv-1"}, headers={"Idempotency-Key": "k-2"})
+    assert first.json() == again.json() and first.json()["id"] == 1
+    assert other.json()["id"] == 2
+    assert server.charges.per_invoice() == {"inv-1": 2}
+
+
+def test_a_stalling_charge_is_applied_before_the_client_gives_up(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    server.charges.misbehave("inv-1", stall_s=2)
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/charges", json={"invoice": "inv-1"}, timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert server.charges.per_invoice() == {"inv-1": 1}, "applied, although the client timed out"
+    # Only the first charge of the invoice misbehaves.
+    assert client.post("/charges", json={"invoice": "inv-1"}, timeout=0.3).status_code == 201
+
+
+def test_a_charge_can_fail_or_drop_the_connection_after_it_was_applied(
+    server: LocalHTTPServer, client: httpx.Client
+) -> None:
+    server.charges.misbehave("inv-1", status=502)
+    server.charges.misbehave("inv-2", drop=True)
+    assert client.post("/charges", json={"invoice": "inv-1"}).status_code == 502
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/charges", json={"invoice": "inv-2"})
+    assert server.charges.per_invoice() == {"inv-1": 1, "inv-2": 1}

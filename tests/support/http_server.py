@@ -42,6 +42,12 @@ Routes (GET unless said):
                                      request of page `stall_at` waits `stall_s` seconds (a
                                      page in flight when a test kills the client); records
                                      carry `item` when given (a forEach of paginated calls)
+    POST /charges                    {"invoice", "amount"}: records a charge, 201 with it; an
+                                     `Idempotency-Key` seen before gets the same charge back,
+                                     nothing new; `server.charges.misbehave(invoice, ...)` makes
+                                     the first charge of an invoice stall, fail or drop the
+                                     connection *after* it was applied
+    GET /charges?invoice=            {"charges": [...]} of that invoice (all without it)
 """
 
 from __future__ import annotations
@@ -104,6 +110,7 @@ class LocalHTTPServer:
         # Set by a test to make chosen requests fail with 400 (a failure that is not
         # retried), e.g. one page of a pagination, until it is set back to None.
         self.fail_when: Callable[[RecordedRequest, dict[str, str]], bool] | None = None
+        self.charges = ChargeBook()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
@@ -179,6 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
                 state.in_flight -= 1
 
     def _reply(self, status: int, payload: Any, headers: Any) -> None:
+        if payload is DROP:
+            self.close_connection = True  # hang up without a word, as a crashing proxy does
+            return
         if isinstance(payload, Streamed):
             self.close_connection = True  # the client may stop reading half-way
             send_streamed(self.wfile, status, payload)
@@ -385,3 +395,80 @@ def _fragile_pages(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]
 
 
 _ROUTES[("GET", "/fragile-pages")] = _fragile_pages
+
+
+# --- charges: a mutation API for exactly-once tests (SPEC 5.5) --------------------------
+
+DROP = object()  # a reply that closes the connection without sending anything
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the first charge of an invoice does after it was applied."""
+
+    stall_s: float = 0.0
+    status: int | None = None
+    drop: bool = False
+
+
+@dataclass
+class ChargeBook:
+    """The charges the server applied, per invoice, and the Idempotency-Keys it has seen."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    charges: list[dict[str, Any]] = field(default_factory=list)
+    by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: dict[str, Fault] = field(default_factory=dict)
+
+    def misbehave(
+        self, invoice: str, *, stall_s: float = 0.0, status: int | None = None, drop: bool = False
+    ) -> None:
+        """The next charge of `invoice` is applied, then stalls `stall_s` seconds, then
+        answers `status` (default 201) or, with `drop`, closes the connection unanswered."""
+        with self.lock:
+            self.faults[invoice] = Fault(stall_s, status, drop)
+
+    def of(self, invoice: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [c for c in self.charges if c["invoice"] == invoice]
+
+    def per_invoice(self) -> dict[str, int]:
+        with self.lock:
+            counts: dict[str, int] = {}
+            for charge in self.charges:
+                counts[charge["invoice"]] = counts.get(charge["invoice"], 0) + 1
+            return counts
+
+    def apply(self, body: dict[str, Any], key: str | None) -> tuple[dict[str, Any], Fault | None]:
+        """The charge for `body` (the earlier one for a known key) and its fault, if any."""
+        with self.lock:
+            if key is not None and key in self.by_key:
+                return self.by_key[key], None
+            invoice = str(body.get("invoice"))
+            charge = {"id": len(self.charges) + 1, "invoice": invoice, "amount": body.get("amount")}
+            self.charges.append(charge)
+            if key is not None:
+                self.by_key[key] = charge
+            return charge, self.faults.pop(invoice, None)
+
+
+def _post_charge(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    body = orjson.loads(req.body) if req.body else {}
+    charge, fault = app.charges.apply(body, req.headers.get("idempotency-key"))
+    if fault is None:
+        return 201, charge, {}
+    time.sleep(fault.stall_s)  # the charge is applied already: the client may give up now
+    if fault.drop:
+        return 0, DROP, {}
+    return fault.status or 201, charge if fault.status is None else {"error": "oops"}, {}
+
+
+def _list_charges(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    invoice = q.get("invoice")
+    with app.charges.lock:
+        listed = [c for c in app.charges.charges if invoice is None or c["invoice"] == invoice]
+    return 200, {"charges": listed}, {}
+
+
+_ROUTES[("POST", "/charges")] = _post_charge
+_ROUTES[("GET", "/charges")] = _list_charges
