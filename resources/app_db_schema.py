@@ -112,7 +112,30 @@ def inspect_table(conn: Connection, table: str, where: str) -> TableInfo:
             nullable=bool(col.get("nullable", True)),
             has_default=has_default,
         )
-    return TableInfo(table, where, columns, _unique_keys(inspector, table))
+    keys = _unique_keys(inspector, table)
+    if dialect == "sqlite":
+        keys = tuple(dict.fromkeys(keys + _sqlite_unique_indexes(conn, table)))
+    return TableInfo(table, where, columns, keys)
+
+
+def _sqlite_unique_indexes(conn: Connection, table: str) -> tuple[frozenset[str], ...]:
+    """SQLite's own list of unique indexes, autoindexes of inline `UNIQUE` included.
+
+    SQLAlchemy finds unique constraints by parsing the CREATE TABLE text and misses some
+    inline forms (`sku VARCHAR(20) UNIQUE NOT NULL`, quoted column names).
+    """
+    keys = []
+    indexes = conn.exec_driver_sql(
+        'SELECT name, "unique", partial FROM pragma_index_list(?)', (table,)
+    )
+    for name, unique, partial in indexes.fetchall():
+        if not unique or partial:
+            continue
+        info = conn.exec_driver_sql("SELECT name FROM pragma_index_info(?)", (name,)).fetchall()
+        columns = [row[0] for row in info]
+        if columns and None not in columns:  # None: an expression index
+            keys.append(frozenset(columns))
+    return tuple(keys)
 
 
 def _unique_keys(inspector: sa.Inspector, table: str) -> tuple[frozenset[str], ...]:

@@ -369,3 +369,24 @@ def test_large_upsert_goes_through_copy(
         assert persist(db, UPSERT, source, lineage=lineage).rows_written == n
     assert "staged 50000 rows for products via COPY" in caplog.text
     assert rows(pg_app_url, "SELECT count(*), min(qty), max(qty) FROM products") == [(n, 2, 2)]
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "CREATE TABLE items (sku VARCHAR(20) UNIQUE NOT NULL, qty INTEGER)",
+        'CREATE TABLE items ("sku" TEXT UNIQUE, qty INTEGER)',
+        "CREATE TABLE items (sku TEXT, qty INTEGER, UNIQUE (sku))",
+    ],
+    ids=["inline-unique-not-null", "inline-unique-quoted", "table-unique"],
+)
+def test_upsert_on_an_inline_unique_column_of_sqlite(
+    sqlite_app_url: str, monkeypatch: pytest.MonkeyPatch, db: AppDatabaseResource, ddl: str
+) -> None:
+    """SQLAlchemy's reflection misses some inline UNIQUE forms; SQLite's index list does not."""
+    monkeypatch.setenv("APP_DB_URL", sqlite_app_url)
+    execute(sqlite_app_url, ddl)
+    request = PersistRequest("items", "upsert", upsert_key=["sku"])
+    for lineage, qty in (("r1", 1), ("r2", 2)):
+        db.persist(APP, request, [batch([{"sku": "a", "qty": qty}])], lineage=lineage, step="s")
+    assert rows(sqlite_app_url, "SELECT sku, qty FROM items") == [("a", 2)]
