@@ -10,6 +10,7 @@ Layout: `services/<name>.json`, `apps/<app_id>/workflows/<stem>.json`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,7 @@ def _load_workflow(
     return WorkflowPlan(app_id, stem, file, job_name(app_id, stem), spec, steps, access.databases)
 
 
-def _service_problems(loading: _Loading, steps: list[BaseStepSpec | None]) -> list[Problem]:
+def _service_problems(loading: _Loading, steps: Sequence[BaseStepSpec | None]) -> list[Problem]:
     """The problems of the broken service files these steps call."""
     names = [
         name

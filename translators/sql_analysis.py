@@ -4,7 +4,8 @@
 - `referenced_tables`: sqlglot finds the tables the query reads (CTE names excluded).
 - `bind_query` / `SqlBinder`: DuckDB binds the query against EMPTY tables with the input
   schemas, in memory, with external access switched off, so a missing table or column
-  fails at load and the result columns and types are known. Nothing is executed.
+  fails at load and the result columns and types are known. Nothing is executed: the
+  constants DuckDB's binder would evaluate become typed NULLs first (`sql_constants`).
 
 Every function takes SQL whose templates are already parameters (`sql_with_params`).
 """
@@ -20,6 +21,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from translators.sql_constants import defuse_constants
 from translators.templates import param_name
 
 SELECT_EXPECTED = "exactly one SELECT statement (CTEs allowed)"
@@ -130,6 +132,10 @@ class SqlBinder:
         finally:
             self._con.execute("ROLLBACK")
 
+    def _type_of(self, constant: str) -> str:
+        """The type of a constant expression whose arguments are literals: bound, not run."""
+        return str(self._con.sql(f"SELECT {constant} AS v").types[0])
+
     def bind(
         self, sql: str, params: list[str], input_schemas: Mapping[str, Mapping[str, str]]
     ) -> dict[str, str]:
@@ -145,10 +151,11 @@ class SqlBinder:
                 with two columns of the same name.
         """
         try:
+            sql = defuse_constants(sql, self._type_of)
             with self._tables(input_schemas):
                 relation = self._con.sql(sql, params={param_name(p): None for p in params})
                 columns = list(zip(relation.columns, map(str, relation.types), strict=True))
-        except duckdb.Error as exc:
+        except (duckdb.Error, ValueError) as exc:
             raise SqlBindError(_first_lines(exc)) from exc
         result: dict[str, str] = {}
         seen: set[str] = set()
