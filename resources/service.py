@@ -14,8 +14,12 @@ Choices the spec leaves open:
 - Redirects are not followed (a 3xx is an error naming the target): following one to
   another host would hand it the credentials of a header auth.
 - `Retry-After` is honoured up to 120 s; the wait is the longer of it and the backoff.
-- Retries follow SPEC 5.5 for every method; `Operation.mutation` does not change them, so
-  a POST that timed out after the server acted on it may be sent again.
+- Retries follow SPEC 5.5, except that a mutation (`Operation.mutation`) is sent again
+  only when the failed attempt surely did not take effect (connection refused, 429, 503)
+  or when the retry is guarded: the operation's `idempotency_header` carries the same
+  `CallRequest.idempotency_key` on every attempt, or `CallRequest.check` (the step's
+  preExecute) is asked again first and finds nothing. A timed-out POST is never sent
+  blindly twice (`resources.service_transport.surely_not_taken`).
 - forEach outcomes arrive in completion order, not input order; `ItemOutcome.key` says
   which item (the `item_key` column, else the item's position).
 - An empty response body is no records (a 204 to a POST), not a JSON error.
@@ -28,6 +32,8 @@ Choices the spec leaves open:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import time
@@ -60,6 +66,8 @@ class Operation:
     method: str
     path: str
     mutation: bool = False
+    # The header that carries `CallRequest.idempotency_key` (e.g. "Idempotency-Key").
+    idempotency_header: str | None = None
 
 
 @dataclass
@@ -70,6 +78,13 @@ class CallRequest:
     (GET, DELETE) or the JSON body (POST, PUT, PATCH). `user` switches the credentials to
     that user's token (runAsUser). `resume_from` is the `checkpoint` of a finished page:
     the call starts with the page after it (SPEC 5.5, resuming a paginated step).
+
+    Exactly-once mutations (SPEC 5.5): `idempotency_key` is sent in the operation's
+    `idempotency_header` on every attempt of the call. `check` is the step's preExecute:
+    `for_each` asks it before each item's call, and both drivers ask it again before
+    retrying a mutation whose attempt may have taken effect; records it returns are the
+    call's result and nothing more is sent. `iter_pages` leaves the first ask to its
+    caller (a step without forEach asks once, for the whole step).
     """
 
     operation: Operation
@@ -80,6 +95,15 @@ class CallRequest:
     retry_delay_ms: int = 1000
     user: str | None = None
     resume_from: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+    check: Callable[[], list[dict[str, Any]]] | None = field(default=None, repr=False)
+
+
+def idempotency_key(lineage: str, step: str, item_key: Any = None) -> str:
+    """The key of one call: the same for every attempt, step retry and re-execution of a
+    run lineage, different for every step and item (SPEC 5.5)."""
+    triple = json.dumps([lineage, step, item_key], default=str, sort_keys=True)
+    return hashlib.sha256(triple.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -99,13 +123,17 @@ class Page:
 
 @dataclass(frozen=True)
 class ItemOutcome:
-    """What one forEach item produced: its records, or the error that ended it."""
+    """What one forEach item produced: its records, or the error that ended it.
+
+    `found`: the records are the item's `check` (preExecute) result; no call was sent.
+    """
 
     item: dict[str, Any]
     records: list[dict[str, Any]] | None
     error: str | None
     pages: int
     key: Any = None
+    found: bool = False
 
 
 @dataclass

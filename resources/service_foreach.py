@@ -7,6 +7,10 @@ to the caller through a queue: the caller consumes lazily, and closing the gener
 returns. Memory stays flat: a worker takes a credit before it pulls an item, and the
 caller hands one back for each outcome it takes, so at most `2 * parallel` items are in
 flight or waiting at any time, however long the input.
+
+An item whose request has a `check` (the step's preExecute, SPEC 5.5) asks it first, on a
+thread (it makes blocking calls): records it finds are the item's output and its call is
+not sent. That makes a mutation per item exactly-once across retries and re-runs.
 """
 
 from __future__ import annotations
@@ -157,7 +161,13 @@ class ForEachRun:
         records: list[dict[str, Any]] = []
         pages = 0
         try:
-            loop = PageLoop(self.session, self.build_request(item), item_label=label)
+            request = self.build_request(item)
+            if request.check is not None:
+                found = await asyncio.to_thread(request.check)
+                if found:
+                    self.stats.items += 1
+                    return ItemOutcome(item, found, None, 0, key, found=True)
+            loop = PageLoop(self.session, request, item_label=label)
             while loop.pending is not None:
                 page = loop.handle(await send(client, loop, self.stats))
                 records.extend(page.records)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +28,13 @@ from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url, register_secret
 from resources.service import CallRequest, Page, ServiceCallError
-from resources.service_transport import BodyTooLarge, DeadlineExceeded, Reply
+from resources.service_transport import (
+    BodyTooLarge,
+    DeadlineExceeded,
+    Found,
+    Reply,
+    surely_not_taken,
+)
 
 if TYPE_CHECKING:
     from resources.service import ServiceResource
@@ -43,6 +49,13 @@ BODY_EXCERPT_CHARS = 300
 AUTH_TYPES = ("none", "bearer", "header", "basic")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+NOT_RETRIED = (
+    "not retried: the operation is a mutation and this attempt may have taken effect (only "
+    "a refused connection, 429 or 503 surely did not); declare `idempotencyHeader` on the "
+    "operation or give the step a `preExecute` check to make its retries safe"
+)
+# How a retry of a failed attempt is made safe (SPEC 5.5); None: it cannot be.
+Guard = Literal["safe", "key", "check"] | None
 
 
 @dataclass
@@ -162,6 +175,9 @@ class PageLoop:
         self.request = request
         self.item_label = item_label
         self._headers = {"Accept": "application/json", **session.auth.headers(request.user)}
+        header, key = request.operation.idempotency_header, request.idempotency_key
+        if header and key:
+            self._headers[header] = key  # the same on every attempt of this call
         resume = request.resume_from if request.paginator else None
         self.paginator: Paginator | None = None
         if request.paginator is not None:
@@ -230,6 +246,8 @@ class PageLoop:
         if not retryable or attempt > self.request.max_retries:
             tried = f" (after {attempt - 1} retries)" if retryable else ""
             raise self.error(detail + tried, status=status)
+        if self.guard(outcome) is None:
+            raise self.error(f"{detail} ({NOT_RETRIED})", status=status)
         delay = self.request.retry_delay_ms / 1000.0 * 2 ** (attempt - 1)
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
@@ -237,10 +255,26 @@ class PageLoop:
         log.warning("%s; %s", redact(self._describe(detail, status=status)), retries)
         return delay
 
-    def handle(self, response: Reply) -> Page:
-        """The page in a successful response; sets `pending` to the following request."""
+    def guard(self, outcome: Reply | Exception) -> Guard:
+        """What makes a retry after `outcome` safe: "safe" (not a mutation, or the attempt
+        surely did not take effect), "key" (the idempotency key goes with it), "check"
+        (preExecute is asked first), or None: a mutation that may have taken effect."""
+        request = self.request
+        if not request.operation.mutation or surely_not_taken(outcome):
+            return "safe"
+        if request.operation.idempotency_header and request.idempotency_key:
+            return "key"
+        return "check" if request.check is not None else None
+
+    def handle(self, response: Reply | Found) -> Page:
+        """The page in a successful response; sets `pending` to the following request.
+
+        `Found` (preExecute found the effect of an attempt that failed) ends the call."""
         current = self.pending
         assert current is not None
+        if isinstance(response, Found):
+            self.pending = None
+            return Page(self.page_number, response.records, redact_url(current.url))
         body = self._decode(response)
         records = self._records(body, response)
         self.pending = self._following(body, response, len(records), current)

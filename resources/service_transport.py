@@ -15,6 +15,10 @@ Limits of one attempt (documented in docs/security.md):
   checked up front and the body is read in pieces with a running count, so at most the
   cap is held. Passing it fails at once, without a retry: the same request would return
   the same body. Error responses are read only up to `ERROR_BODY_BYTES`, for the excerpt.
+
+Mutations (SPEC 5.5): `surely_not_taken` says which failed attempts the server surely did
+not act on; any other failure of a mutation is retried only when guarded (an idempotency
+key, or the preExecute `check`, which `send` asks again before the retry).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ T = TypeVar("T")
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
 ERROR_BODY_BYTES = 64 * 1024
+# Answers that say the request was refused before it was acted on (SPEC 5.5).
+NOT_TAKEN_STATUSES = frozenset({429, 503})
+# Failures before a byte of the request left: no connection was made, or none was free.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,26 @@ class Reply:
     @property
     def text(self) -> str:
         return self.content.decode(self.encoding, errors="replace")
+
+
+@dataclass(frozen=True)
+class Found:
+    """The call's result came from its preExecute `check`, asked again before a retry:
+    the failed attempt had taken effect, so nothing more is sent."""
+
+    records: list[dict[str, Any]]
+
+
+def surely_not_taken(outcome: Reply | Exception) -> bool:
+    """Whether the server surely did not act on a failed attempt, so that a mutation may
+    be sent again unguarded: a refused (or never made) connection, a 429 or a 503.
+
+    A timeout, a 500/502/504, or a connection reset after the request was sent may have
+    taken effect: the server may have applied it and failed (or stalled) afterwards.
+    """
+    if isinstance(outcome, Reply):
+        return outcome.status_code in NOT_TAKEN_STATUSES
+    return isinstance(outcome, _NOT_SENT)
 
 
 class DeadlineExceeded(Exception):
@@ -83,8 +111,12 @@ def new_client(session: Session, parallel: int = 1) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=session.timeout_s, limits=limits, follow_redirects=False)
 
 
-async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> Reply:
-    """Send `loop.pending` with the rate limits, the limits and the retries of SPEC 5.5."""
+async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> Reply | Found:
+    """Send `loop.pending` with the rate limits, the limits and the retries of SPEC 5.5.
+
+    Before retrying a mutation guarded by its preExecute, the check is asked again (on a
+    thread: it makes blocking calls); records it finds end the call as `Found`.
+    """
     prepared = loop.pending
     assert prepared is not None
     for attempt in itertools.count(1):
@@ -98,6 +130,11 @@ async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> R
             return outcome
         stats.retries += 1
         await asyncio.sleep(delay)
+        check = loop.request.check
+        if check is not None and loop.guard(outcome) == "check":
+            found = await asyncio.to_thread(check)
+            if found:
+                return Found(found)
     raise AssertionError("unreachable")
 
 
@@ -165,7 +202,7 @@ class BlockingSender:
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         return self._thread.submit(self._runner.run, work).result()
 
-    def __call__(self, loop: PageLoop, stats: CallStats) -> Reply:
+    def __call__(self, loop: PageLoop, stats: CallStats) -> Reply | Found:
         return self._run(send(self._client, loop, stats))
 
     def close(self) -> None:

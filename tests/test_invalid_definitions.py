@@ -173,11 +173,15 @@ CASES = [
     wf_case("item-column-missing", [FETCH_ORDERS, {**EACH_ORDER, "params": {
                 "orderId": "{{item.idd}}"}}],
             "/steps/1/params/orderId", "'orders' has no column 'idd'", "did you mean 'id'?"),
-    wf_case("item-mapping-with-pre-execute", [FETCH_ORDERS, {
-                **EACH_ORDER, "outputTable": "o", "outputSchema": {"id": "VARCHAR"},
+    # Under forEach, preExecute runs per item and may read {{item.X}} (SPEC 5.5); not without.
+    wf_case("item-mapping-with-pre-execute", [{
+                **FETCH_ORDERS, "outputTable": "o", "outputSchema": {"id": "VARCHAR"},
                 "fieldMapping": {"id": "{{item.id}}"},
                 "preExecute": {"service": "shop", "operation": "listOrders"}}],
-            "/steps/1/fieldMapping/id", "records preExecute returns"),
+            "/steps/0/fieldMapping/id", "records preExecute returns"),
+    wf_case("item-in-pre-execute-without-for-each", [{**FETCH_ORDERS, "preExecute": {
+                "service": "shop", "operation": "listOrders", "params": {"q": "{{item.id}}"}}}],
+            "/steps/0/preExecute/params/q", "only available inside a forEach step"),
     wf_case("template-not-rendered", [{**FETCH_ORDERS, "dataPath": "{{var.since}}"}],
             "/steps/0/dataPath", "not rendered in this field"),
     wf_case("field-mapping-var-template", [{**FETCH_ORDERS, "fieldMapping": {

@@ -38,8 +38,8 @@ TEMPLATE_SITES: dict[str, tuple[str, ...]] = {
     "conditional": ("/branch/condition", "/branch/sql"),
     "waitFor": ("/wait/until",),
 }
-# Where a forEach step may read `{{item.X}}`.
-ITEM_SITES = ("/params", "/forEach/runAsUser", "/fieldMapping")
+# Where a forEach step may read `{{item.X}}`: preExecute runs once per item (SPEC 5.5).
+ITEM_SITES = ("/params", "/forEach/runAsUser", "/preExecute/params", "/fieldMapping")
 SQL_SITES = ("/sql", "/branch/sql")
 
 FIELD_MAPPING_EXPECTED = 'a dot path, exactly one {{item.X}}, or {"generate": "cuid"|"uuid"|"now"}'
@@ -115,8 +115,8 @@ def _check_item(
         ctx.report(
             pointer,
             f"{text} is only available inside a forEach step",
-            "{{var.NAME}} here, or {{item.X}} in the params, fieldMapping or runAsUser "
-            "of a serviceCall with forEach",
+            "{{var.NAME}} here, or {{item.X}} in the params, preExecute.params, fieldMapping "
+            "or runAsUser of a serviceCall with forEach",
         )
         return
     columns = _columns(slots, slot.target_of("forEach"))
@@ -163,12 +163,14 @@ def _check_service_mapping(ctx: CheckContext, slot: Slot, spec: ServiceCallStepS
                 ctx.report(
                     pointer, f"invalid fieldMapping value {source!r}", FIELD_MAPPING_EXPECTED
                 )
-            elif spec.pre_execute is not None:
-                # Records found by preExecute belong to no item, so nothing fills this column.
+            elif spec.pre_execute is not None and spec.for_each is None:
+                # Records found by preExecute belong to no item, so nothing fills this column
+                # (under forEach it runs per item and its records are that item's).
                 ctx.report(
                     pointer,
                     f"{source} cannot be filled for the records preExecute returns",
-                    "a dot path or a generator in fieldMapping of a step with preExecute",
+                    "a dot path or a generator in fieldMapping of a step with preExecute "
+                    "and no forEach",
                 )
         if spec.output_schema and column not in spec.output_schema:
             ctx.report(

@@ -42,6 +42,17 @@ class OperationSpec(SpecModel):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: Annotated[str, Field(pattern=r"^/")]
     mutation: bool = False
+    idempotency_header: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+            max_length=100,
+            description="Extension (SPEC 5.5, 9): a header name such as Idempotency-Key. Every "
+            "attempt of one call sends the same key in it, derived from (run lineage, step, "
+            "item key), so a mutation whose attempt may have taken effect (a timeout, a 5xx) "
+            "is retried safely: the service applies a key once.",
+        ),
+    ] = None
 
 
 class ServiceSpec(SpecModel):

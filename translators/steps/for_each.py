@@ -1,5 +1,10 @@
 """forEach: one call per row of an earlier table, inside one op, with bounded concurrency
-(SPEC 5.2). Finished items go to the step's checkpoint and are skipped on resume."""
+(SPEC 5.2). Finished items go to the step's checkpoint and are skipped on resume.
+
+With `preExecute` (SPEC 5.5) each item asks it first: an item it finds records for is
+finished with those records (through the fieldMapping, with that item) and not called.
+That is what covers an item whose call took effect but was not journalled (a killed
+process): its resumed or re-run attempt finds the effect instead of repeating it."""
 
 from __future__ import annotations
 
@@ -39,6 +44,10 @@ class _PendingItems:
     def key_of(self, item: dict[str, Any]) -> Any:
         return self.keys.pop(id(item))
 
+    def peek_key(self, item: dict[str, Any]) -> Any:
+        """The key of an item in flight, for its request's idempotency key."""
+        return self.keys[id(item)]
+
 
 def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any]:
     for_each = call.spec.for_each
@@ -50,11 +59,11 @@ def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any
         checkpoint.resume.done_keys,
     )
     rate = for_each.rate_limit.per_second if for_each.rate_limit else None
-    done = skipped = 0
+    done = skipped = found = 0
     skips: list[dict[str, Any]] = []
     for outcome in call.service.for_each(
         pending,
-        call.request,
+        lambda item: call.request(item, pending.peek_key(item)),
         parallel=for_each.parallel,
         on_item_error=for_each.on_item_error,
         item_key=for_each.item_key,
@@ -70,10 +79,12 @@ def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any
             rt.log.warning(f"{rt.plan.name}: item {key!r} skipped: {outcome.error}")
             continue
         done += 1
+        found += outcome.found
         checkpoint.add_item(key, call.shape(outcome.records or [], outcome.item), outcome.pages)
     return {
         "items done": done,
         "items skipped": skipped,
+        "items found by preExecute": found,
         "items done before": pending.already_done,
         "skipped items": skips,
     }

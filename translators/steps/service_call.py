@@ -27,7 +27,13 @@ from resources.paginators import (
 )
 from resources.records import RecordShaper
 from resources.secrets import redact
-from resources.service import CallRequest, CallStats, Operation, ServiceCallError
+from resources.service import (
+    CallRequest,
+    CallStats,
+    Operation,
+    ServiceCallError,
+    idempotency_key,
+)
 from translators.spec import (
     CursorPaginationSpec,
     FieldMapping,
@@ -109,16 +115,24 @@ class ServiceCall:
             f"{rate:.1f} requests/s"
         )
 
-    def request(self, item: dict[str, Any] | None = None) -> CallRequest:
+    def request(self, item: dict[str, Any] | None = None, item_key: Any = None) -> CallRequest:
+        """The main call (of one item); `item_key` goes into its idempotency key."""
         spec = self.spec
         operation = self.rt.catalog[spec.service].operations[spec.operation]
         user = None
         if spec.for_each and spec.for_each.run_as_user is not None:
             user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
         retries_from = retry_settings(spec)
+        key = None
+        if operation.idempotency_header:
+            key = idempotency_key(self.rt.lineage, self.rt.plan.name, item_key)
         return CallRequest(
             operation=Operation(
-                spec.operation, operation.method, operation.path, operation.mutation
+                spec.operation,
+                operation.method,
+                operation.path,
+                operation.mutation,
+                operation.idempotency_header,
             ),
             params=render(spec.params, self.rt.variables, item),
             data_path=spec.data_path,
@@ -126,13 +140,20 @@ class ServiceCall:
             max_retries=retries_from.max_retries,
             retry_delay_ms=retries_from.retry_delay_ms,
             user=user,
+            idempotency_key=key,
+            # SPEC 5.5: asked before each item's call, and again before a mutation's retry.
+            check=(lambda: self.pre_execute_records(item)) if spec.pre_execute else None,
         )
 
     def shape(self, records: Iterable[dict[str, Any]], item: dict | None) -> list[dict[str, Any]]:
         return [self.shaper.shape(record, item) for record in records]
 
-    def pre_execute_records(self) -> list[dict[str, Any]]:
-        """SPEC 5.5: records from `preExecute`; when any, the main call is skipped."""
+    def pre_execute_records(
+        self, item: dict[str, Any] | None = None, stats: CallStats | None = None
+    ) -> list[dict[str, Any]]:
+        """SPEC 5.5: records from `preExecute` (for one item under forEach); when any, the
+        main call (of that item) is skipped. As a check it runs on worker threads, so it
+        counts into `stats` only when given one."""
         pre = self.spec.pre_execute
         assert pre is not None
         operation = self.rt.catalog[pre.service].operations[pre.operation]
@@ -140,13 +161,13 @@ class ServiceCall:
             operation=Operation(
                 pre.operation, operation.method, operation.path, operation.mutation
             ),
-            params=render(pre.params, self.rt.variables),
+            params=render(pre.params, self.rt.variables, item),
             data_path=pre.data_path,
             paginator=None,
             max_retries=self.spec.max_retries,
             retry_delay_ms=self.spec.retry_delay_ms,
         )
-        pages = self.rt.service(pre.service).iter_pages(request, stats=self.stats)
+        pages = self.rt.service(pre.service).iter_pages(request, stats=stats or CallStats())
         return [record for page in pages for record in page.records]
 
     def checkpoint(self) -> StepCheckpoint:
@@ -159,7 +180,11 @@ class ServiceCall:
         checkpoint = None
         schema = self.rt.plan.output_schema
         with self.rt.open_writer(schema) if self.columns else nullcontext() as writer:
-            pre = self.pre_execute_records() if self.spec.pre_execute else []
+            pre = (
+                self.pre_execute_records(stats=self.stats)
+                if self.spec.pre_execute and not self.spec.for_each
+                else []
+            )
             if pre:
                 records = self.shape(pre, None)
                 if writer is not None:
@@ -270,8 +295,10 @@ def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
     try:
         return ServiceCall(spec, rt).run()
     except Exception as error:
-        mutation = rt.catalog[spec.service].operations[spec.operation].mutation
-        if may_pass(error, unguarded_mutation=mutation and spec.pre_execute is None):
+        operation = rt.catalog[spec.service].operations[spec.operation]
+        # The key or preExecute guards a step retry too: the key stays the same per lineage.
+        guarded = spec.pre_execute is not None or operation.idempotency_header is not None
+        if may_pass(error, unguarded_mutation=operation.mutation and not guarded):
             rt.log.warning(f"{rt.plan.name}: a step retry (if any are left) resumes: {error}")
             raise
         text = (
