@@ -220,6 +220,26 @@ HOSTILE_DEFINITIONS = [
     wf("empty-file", "", "", "invalid JSON", "a JSON document"),
     wf("top-level-array", "[]", "", "found an array", "expected an object"),
     wf("top-level-null", "null", "", "found null", "expected an object"),
+    wf(
+        "duplicate-key",
+        '{"steps": [{"sql": "SELECT 1 AS a", "sql": "DELETE", "outputTable": "t"}]}',
+        "/steps/0",
+        "the key 'sql' appears more than once",
+    ),
+    wf(
+        "file-of-2-mb",
+        workflow(sql_step("SELECT '" + "x" * 2_000_000 + "' AS a", "t")),
+        "",
+        "the file has 2,000,",
+        "at most 1,048,576 bytes",
+    ),
+    wf(
+        "3000-steps",
+        workflow(*[sql_step("SELECT 1 AS a", f"t{i}") for i in range(3000)]),
+        "/steps",
+        "too many items",
+        "at most 1000",
+    ),
     # --- services that point elsewhere or leak
     svc("service-file-url", "/baseUrl", "an http:// or https:// URL", baseUrl="file:///etc/passwd"),
     svc("service-ftp-url", "/baseUrl", "an http:// or https:// URL", baseUrl="ftp://127.0.0.1/x"),

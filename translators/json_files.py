@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from resources.secrets import redact
-from translators.errors import Problem
+from translators.errors import Problem, escape_token
 
 # Real definitions nest a few levels; deeper ones are refused before parsing (see read_json).
 MAX_NESTING_DEPTH = 64
+# A definition file is hand-written JSON of a few kB; a larger one is a mistake or an
+# attack, and every process that loads the code location would pay for it.
+MAX_FILE_BYTES = 1024 * 1024
 _BRACKETS_AND_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _NO_VALUE = object()
 
@@ -24,6 +27,10 @@ _NO_VALUE = object()
 def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
     """The parsed document, or a problem saying why there is none."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            message = f"the file has {size:,} bytes"
+            return _NO_VALUE, Problem(file, "", message, f"at most {MAX_FILE_BYTES:,} bytes")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         return _NO_VALUE, Problem(file, "", f"the file is not UTF-8 text ({exc.reason})")
@@ -40,7 +47,7 @@ def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
             file, "", message, f"at most {MAX_NESTING_DEPTH} nested arrays/objects"
         )
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_JsonObject.from_pairs)
     except json.JSONDecodeError as exc:
         message = f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         return _NO_VALUE, Problem(file, "", message, "a JSON document")
@@ -49,8 +56,44 @@ def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
         found = f"a number with {digits.group(1)} digits" if digits else str(exc)
         limit = f"numbers of at most {sys.get_int_max_str_digits()} digits"
         return _NO_VALUE, Problem(file, "", f"invalid JSON value: {found}", limit)
-    problem = _surrogate_problem(raw, file)
+    problem = _surrogate_problem(raw, file) or _duplicate_key_problem(raw, file)
     return (_NO_VALUE if problem else raw), problem
+
+
+class _JsonObject(dict[str, Any]):
+    """A parsed JSON object that remembers keys it saw more than once.
+
+    Python's parser keeps the last value of a repeated key silently; in a definition
+    that hides an edit (two `sql` keys, and the first one is the one you read).
+    """
+
+    duplicates: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
+        obj = cls(pairs)
+        if len(obj) != len(pairs):
+            keys = [key for key, _ in pairs]
+            obj.duplicates = tuple(k for i, k in enumerate(keys) if k in keys[:i])
+        return obj
+
+
+def _duplicate_key_problem(raw: Any, file: str, pointer: str = "") -> Problem | None:
+    """The first object (depth first) that repeats a key, as a problem at its pointer."""
+    if isinstance(raw, _JsonObject) and raw.duplicates:
+        key = raw.duplicates[0]
+        return Problem(
+            file, pointer, f"the key '{key}' appears more than once", "each key once per object"
+        )
+    if isinstance(raw, dict):
+        children: Any = raw.items()
+    else:
+        children = enumerate(raw) if isinstance(raw, list) else ()
+    for key, value in children:
+        problem = _duplicate_key_problem(value, file, f"{pointer}/{escape_token(key)}")
+        if problem:
+            return problem
+    return None
 
 
 def _too_deep(text: str) -> tuple[int, int] | None:

@@ -33,6 +33,7 @@ from translators.spec import (
     VariableSpec,
     WorkflowSpec,
 )
+from translators.spec.base import MAX_STEPS
 from translators.sql_analysis import SqlBinder
 from translators.validation_errors import validation_problems
 
@@ -279,6 +280,9 @@ def _load_workflow(
     )
     check_variables(ctx, list(variables))
     raw_steps = _raw_steps(raw)
+    if len(raw_steps) > MAX_STEPS:  # checking each step of a huge file would stall the load
+        loading.result.problems += problems
+        return BrokenWorkflow(app_id, stem, file, job_name(app_id, stem), problems)
     step_specs = list(spec.steps) if spec else [_parse_step(step) for step in raw_steps]
     steps = check_workflow(ctx, raw_steps, step_specs)
     problems += [p for p in ctx.problems if p not in problems]
