@@ -302,6 +302,21 @@ def check_pre_execute(defs: dg.Definitions, base_url: str) -> None:
     assert len(messages(base_url)) == 1, "the second run posted nothing"
 
 
+def check_pre_execute_per_item(defs: dg.Definitions, base_url: str) -> None:
+    channels = ("docs-team-a", "docs-team-b", "docs-team-c")
+    welcomes = [
+        {"message_id": f"msg_{n:04d}", "welcomed": channel, "text": f"Welcome to {channel}"}
+        for n, channel in enumerate(channels, 1)
+    ]
+    for found in (0, 3):  # the second run finds every channel's message and posts nothing
+        result = run(defs, "preExecutePerItem")
+        assert result.success
+        rows = sorted(table(result, "welcome_each_once"), key=lambda r: r["message_id"])
+        assert rows == welcomes
+        assert step_metadata(result, "welcome_each_once")["items found by preExecute"] == found
+        assert len(messages(base_url)) == 3
+
+
 def check_field_mapping(defs: dg.Definitions, base_url: str) -> None:
     result = run(defs, "fieldMapping")
     assert result.success
@@ -361,6 +376,7 @@ DB_FREE: dict[str, Callable[[dg.Definitions, str], None]] = {
     "wait": check_wait,
     "forEach": check_for_each,
     "preExecute": check_pre_execute,
+    "preExecutePerItem": check_pre_execute_per_item,
     "fieldMapping": check_field_mapping,
     "variables": check_variables,
 }
