@@ -67,7 +67,7 @@ def use_postgres(home: Path, url: str) -> None:
     )
 
 
-def wait_for(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -207,7 +207,6 @@ def test_the_worker_is_recorded_and_checked_by_the_launcher(tmp_path: Path) -> N
         sleeper.wait(timeout=10)
 
 
-
 def test_two_cli_launches_with_one_key_run_once(
     tmp_path: Path, server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,7 +216,9 @@ def test_two_cli_launches_with_one_key_run_once(
     outputs = [proc.communicate(timeout=240) for proc in procs]
     codes = sorted(proc.returncode for proc in procs)
     assert codes == [0, 1], outputs
-    refused = next(err for (_, err), proc in zip(outputs, procs) if proc.returncode == 1)
+    refused = next(
+        err for (_, err), proc in zip(outputs, procs, strict=True) if proc.returncode == 1
+    )
     assert "idempotency key 'same' is still active" in refused
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"idempotencyKey": "same"}))

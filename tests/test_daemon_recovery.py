@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import PROJECT_ROOT
-from tests.test_crash_recovery import started_steps, stalled, wait_for, write_crash_defs
+from tests.test_crash_recovery import stalled, started_steps, wait_for, write_crash_defs
 from translators.instance_db import WORKERS, connect
 
 BIN = Path(sys.executable).parent
@@ -36,7 +36,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
 def daemon(tmp_path: Path, server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch):
     defs = write_crash_defs(tmp_path / "defs")
     monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml")
+    shutil.copyfile(
+        PROJECT_ROOT / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
+    )
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: translators.definitions\n"

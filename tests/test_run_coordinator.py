@@ -87,14 +87,16 @@ def test_two_submissions_of_one_key_at_once_queue_one_run(
             start = threading.Barrier(2)
             results: list[dg.DagsterRun] = []
 
-            def submit(run: dg.DagsterRun) -> None:
+            def submit(
+                run: dg.DagsterRun, start: threading.Barrier, results: list[dg.DagsterRun]
+            ) -> None:
                 start.wait()
                 submitted = instance.run_coordinator.submit_run(
                     SubmitRunContext(run, workspace=None)  # type: ignore[arg-type]
                 )
                 results.append(submitted)
 
-            threads = [threading.Thread(target=submit, args=(run,)) for run in runs]
+            threads = [threading.Thread(target=submit, args=(run, start, results)) for run in runs]
             for thread in threads:
                 thread.start()
             for thread in threads:

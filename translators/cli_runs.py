@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import uuid
+from typing import Any
 
 import dagster as dg
 from dagster._core.execution.api import create_execution_plan, execute_run
@@ -151,8 +152,8 @@ def _job_name(ref: str) -> str | None:
 def _logical_time(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     """The run's logical time as its config gives it (schedule ticks), else its partition,
     else when it was created."""
-    variables = run.run_config.get("ops", {}).get("resolve_variables", {})
-    configured = variables.get("config", {}).get("logical_time") if variables else None
+    ops: Any = dict(run.run_config).get("ops") or {}
+    configured = ((ops.get("resolve_variables") or {}).get("config") or {}).get("logical_time")
     if configured:
         return str(configured)
     if run.tags.get("dagster/partition"):

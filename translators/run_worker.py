@@ -68,9 +68,7 @@ def _beat(instance: dg.DagsterInstance, run_id: str, stop: threading.Event) -> N
         try:
             with connect(instance) as conn:
                 conn.execute(
-                    WORKERS.update()
-                    .where(WORKERS.c.run_id == run_id)
-                    .values(heartbeat=time.time())
+                    WORKERS.update().where(WORKERS.c.run_id == run_id).values(heartbeat=time.time())
                 )
         except Exception as error:  # a missed beat is retried on the next tick
             log.warning("run worker heartbeat failed: %s", error)
@@ -136,17 +134,17 @@ class _RecordingExecutor(Executor):
         self._inner = inner
 
     @property
-    def retries(self):  # type: ignore[no-untyped-def]
+    def retries(self):
         return self._inner.retries
 
     @property
-    def step_dependency_config(self):  # type: ignore[no-untyped-def]
+    def step_dependency_config(self):
         return self._inner.step_dependency_config
 
-    def get_step_event_or_retry_event(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def get_step_event_or_retry_event(self, *args, **kwargs):
         return self._inner.get_step_event_or_retry_event(*args, **kwargs)
 
-    def execute(self, plan_context, execution_plan):  # type: ignore[no-untyped-def]
+    def execute(self, plan_context, execution_plan):
         with recorded_worker(plan_context.instance, plan_context.run_id):
             yield from self._inner.execute(plan_context, execution_plan)
 
@@ -156,12 +154,12 @@ def recording_worker(executor_def: dg.ExecutorDefinition) -> dg.ExecutorDefiniti
     create = executor_def.executor_creation_fn
     assert create is not None
 
-    def create_recording(init_context):  # type: ignore[no-untyped-def]
+    def create_recording(init_context):
         return _RecordingExecutor(create(init_context))
 
     return dg.ExecutorDefinition(
         name=executor_def.name,
-        config_schema=executor_def.config_schema,
+        config_schema=executor_def.config_schema,  # type: ignore[arg-type]
         requirements=executor_def.get_requirements,
         executor_creation_fn=create_recording,
         description=executor_def.description,
