@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -29,11 +29,13 @@ from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url, register_secret
 from resources.service import CallRequest, Page, ServiceCallError
 from resources.service_transport import (
+    NOT_RETRIED,
     BodyTooLarge,
     DeadlineExceeded,
     Found,
+    Guard,
     Reply,
-    surely_not_taken,
+    retry_guard,
 )
 
 if TYPE_CHECKING:
@@ -49,13 +51,6 @@ BODY_EXCERPT_CHARS = 300
 AUTH_TYPES = ("none", "bearer", "header", "basic")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-NOT_RETRIED = (
-    "not retried: the operation is a mutation and this attempt may have taken effect (only "
-    "a refused connection, 429 or 503 surely did not); declare `idempotencyHeader` on the "
-    "operation or give the step a `preExecute` check to make its retries safe"
-)
-# How a retry of a failed attempt is made safe (SPEC 5.5); None: it cannot be.
-Guard = Literal["safe", "key", "check"] | None
 
 
 @dataclass
@@ -256,15 +251,7 @@ class PageLoop:
         return delay
 
     def guard(self, outcome: Reply | Exception) -> Guard:
-        """What makes a retry after `outcome` safe: "safe" (not a mutation, or the attempt
-        surely did not take effect), "key" (the idempotency key goes with it), "check"
-        (preExecute is asked first), or None: a mutation that may have taken effect."""
-        request = self.request
-        if not request.operation.mutation or surely_not_taken(outcome):
-            return "safe"
-        if request.operation.idempotency_header and request.idempotency_key:
-            return "key"
-        return "check" if request.check is not None else None
+        return retry_guard(self.request, outcome)
 
     def handle(self, response: Reply | Found) -> Page:
         """The page in a successful response; sets `pending` to the following request.

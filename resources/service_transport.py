@@ -29,12 +29,12 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
 if TYPE_CHECKING:
-    from resources.service import CallStats
+    from resources.service import CallRequest, CallStats
     from resources.service_http import PageLoop, Prepared, Session
 
 T = TypeVar("T")
@@ -83,6 +83,26 @@ def surely_not_taken(outcome: Reply | Exception) -> bool:
     if isinstance(outcome, Reply):
         return outcome.status_code in NOT_TAKEN_STATUSES
     return isinstance(outcome, _NOT_SENT)
+
+
+NOT_RETRIED = (
+    "not retried: the operation is a mutation and this attempt may have taken effect (only "
+    "a refused connection, 429 or 503 surely did not); declare `idempotencyHeader` on the "
+    "operation or give the step a `preExecute` check to make its retries safe"
+)
+# How a retry of a failed attempt is made safe (SPEC 5.5); None: it cannot be.
+Guard = Literal["safe", "key", "check"] | None
+
+
+def retry_guard(request: CallRequest, outcome: Reply | Exception) -> Guard:
+    """What makes a retry after `outcome` safe: "safe" (not a mutation, or the attempt
+    surely did not take effect), "key" (the idempotency key goes with it), "check"
+    (preExecute is asked first), or None: a mutation that may have taken effect."""
+    if not request.operation.mutation or surely_not_taken(outcome):
+        return "safe"
+    if request.operation.idempotency_header and request.idempotency_key:
+        return "key"
+    return "check" if request.check is not None else None
 
 
 class DeadlineExceeded(Exception):

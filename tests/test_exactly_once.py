@@ -345,6 +345,25 @@ def test_an_unguarded_charge_per_item_that_timed_out_fails_the_step_without_a_re
     assert len(posts(server)) == 2, "neither the request nor the step was retried"
 
 
+def test_a_single_charge_guarded_by_pre_execute_is_found_before_the_retry(
+    server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    workflow = charge_workflow(1)
+    step = workflow["steps"][1]
+    del step["forEach"]
+    step["params"] = {"invoice": "inv-9", "amount": 9}
+    step["preExecute"]["params"] = {"invoice": "inv-9"}
+    step["fieldMapping"] = {"charge_id": "id", "invoice": "invoice"}
+    server.charges.misbehave("inv-9", stall_s=3)
+    _, defs = load(billing_defs(tmp_path / "defs", workflow))
+    result = run_job(defs, "app__billing")
+    assert result.success
+    assert charged_rows(result) == [("inv-9", 1)]
+    methods = [r.method for r in server.requests_to("/charges")]
+    assert methods == ["GET", "POST", "GET"], "asked, posted (timed out), asked again"
+    assert server.charges.per_invoice() == {"inv-9": 1}
+
+
 def test_item_templates_in_pre_execute_need_for_each(tmp_path: Path) -> None:
     workflow = charge_workflow(2)
     step = workflow["steps"][1]

@@ -273,7 +273,7 @@ def step_retry_policy(spec: ServiceCallStepSpec) -> dg.RetryPolicy | None:
 # connection errors): the page loop says "(after N retries)", also inside a forEach error.
 _GAVE_UP = re.compile(r"\(after \d+ retries\)")
 # What surely did not reach the server's logic, so a mutation may be sent again.
-_NOT_TAKEN = re.compile(r"HTTP (429|503) |ConnectError")
+_NOT_TAKEN = re.compile(r"HTTP (429|503) |ConnectError|ConnectTimeout|PoolTimeout")
 
 
 def may_pass(error: BaseException, *, unguarded_mutation: bool) -> bool:
