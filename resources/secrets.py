@@ -25,6 +25,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
 MASK = "***"
+# Shorter values are not masked: `ab` would turn every "cannot" and "table" of every
+# message into noise, and a credential that short protects nothing anyway.
+MIN_SECRET_LENGTH = 4
 
 _SENSITIVE_NAME = r"[^=&#\s\"'<>]*(?:token|key|secret|passw|pwd|auth|signature|credential)"
 # `name=value` in a query string (after ? & or ;), value up to the next separator.
@@ -66,9 +69,9 @@ def register_secret(value: str | None) -> None:
     """Remember `value` so that `redact` masks it from now on, in this process.
 
     The URL-encoded forms are registered too, because a secret sent in a query string
-    shows up percent-encoded in URLs. Empty values are ignored.
+    shows up percent-encoded in URLs. Values shorter than `MIN_SECRET_LENGTH` are ignored.
     """
-    if not value:
+    if not value or len(value) < MIN_SECRET_LENGTH:
         return
     global _pattern
     forms = {value, quote(value, safe=""), quote_plus(value)}
