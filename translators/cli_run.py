@@ -19,6 +19,7 @@ import yaml
 from resources.secrets import redact
 from translators.cli_errors import register_service_secrets, step_error
 from translators.cli_runs import claim_or_refuse, create_run, execute
+from translators.pause import PAUSED_PREFIX
 from translators.run_coordinator import IDEMPOTENCY_TAG
 from translators.variables import VariableError, parse_param_value, resolve_variables
 
@@ -122,7 +123,9 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
         success = execute(instance, workflow.job_name, run)
     finally:
         progress.stop()
-    return progress.summarize(success)
+    from translators.cli_pause import finish
+
+    return finish(instance, progress, run.run_id, success)
 
 
 def _latest_partition_tags(job: dg.JobDefinition) -> dict[str, str]:
@@ -203,7 +206,8 @@ class ProgressPrinter:
             # A table's row count, or what a persist step wrote.
             rows = metadata.get("rows") or metadata.get("rows written")
             self.steps.setdefault(step_key, StepLine()).rows = getattr(rows, "value", None)
-        if kind == "RUN_FAILURE" and not any(s.error for s in self.steps.values()):
+        stopped = any(s.error or s.status == "paused" for s in self.steps.values())
+        if kind == "RUN_FAILURE" and not stopped:
             # No step failed (e.g. the job did not load): the run's own error says why.
             error = event.job_failure_data.error
             self.run_error = step_error(error) if error else redact(event.message or "")
@@ -215,7 +219,8 @@ class ProgressPrinter:
             line.started = entry.timestamp
         else:
             line.finished = entry.timestamp
-        self._print(step_key, line.status + self._detail(event, line))
+        detail = self._detail(event, line)  # may turn a failure into "paused"
+        self._print(step_key, line.status + detail)
 
     def _detail(self, event: dg.DagsterEvent, line: StepLine) -> str:
         """What follows a step's status: its rows, or the step's own error (not Dagster's
@@ -224,8 +229,12 @@ class ProgressPrinter:
         if kind == "STEP_SUCCESS" and line.rows is not None:
             return f" ({line.rows} rows)"
         if kind == "STEP_FAILURE":
-            line.error = step_error(event.step_failure_data.error)
-            return ": " + line.error
+            error = step_error(event.step_failure_data.error)
+            if PAUSED_PREFIX in error:  # a long wait paused the run: no failure
+                line.status = "paused"
+            else:
+                line.error = error
+            return ": " + error
         if kind == "STEP_UP_FOR_RETRY":
             return ": " + step_error(event.step_retry_data.error)
         return ""
@@ -236,7 +245,7 @@ class ProgressPrinter:
         more = "".join(f"\n{indent}{line}" for line in rest)
         print(f"[{time.time() - self._t0:6.1f}s] {step_key:<28} {first}{more}", flush=True)
 
-    def summarize(self, success: bool) -> int:
+    def summarize(self, success: bool, paused: str | None = None) -> int:
         print("\nsummary:")
         for step_key, line in self.steps.items():
             took = ""
@@ -251,5 +260,8 @@ class ProgressPrinter:
             print(f"  {step_key}: " + error.replace("\n", "\n    "))
         if self.run_error and not failed:
             print("  " + self.run_error.replace("\n", "\n    "))
+        if paused:
+            print(f"run {self.run_id}: PAUSED {paused}")
+            return 0
         print(f"run {self.run_id}: {'SUCCESS' if success else 'FAILURE'}")
         return 0 if success else 1

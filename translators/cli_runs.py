@@ -35,6 +35,7 @@ def create_run(
     run_config: dict,
     tags: dict[str, str],
     parent: dg.DagsterRun | None = None,
+    remote_job_origin: Any = None,
 ) -> dg.DagsterRun:
     """A new run of the job, or a re-execution of `parent` from its failure (the steps
     that succeeded are not run again; their tables are reused)."""
@@ -57,6 +58,8 @@ def create_run(
         run_config=run_config,
         tags={**job_def.run_tags, **tags},
         job_code_origin=recon.get_python_origin(),
+        # Set for a run the queue launches (the resume sensor's continuations).
+        remote_job_origin=remote_job_origin,
         **lineage,  # type: ignore[arg-type]
     )
 
@@ -112,6 +115,10 @@ def resume(run_id: str, now: bool) -> int:
         parent = instance.get_run_by_id(run_id) or parent
         print(f"run {run_id}: {failure_reason(instance, parent)}; marked FAILED")
     status = workflow_status(parent)
+    if status == "PAUSED":
+        from translators.cli_pause import resume_paused
+
+        return resume_paused(instance, parent, now)
     if status != "FAILED":
         print(f"run {run_id} is {status}; only a FAILED run can be resumed", file=sys.stderr)
         return 1

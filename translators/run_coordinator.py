@@ -1,5 +1,5 @@
 """Job idempotency (SPEC 5.5): a launch whose `idempotencyKey` tag matches a run that is
-queued or running is refused, whether it comes from the UI, the GraphQL API, a schedule,
+queued, running or paused is refused, whether it comes from the UI, the GraphQL API, a schedule,
 a run retry or the CLI.
 
 A key is claimed with one INSERT into `workflow_idempotency_claims` (the key is the
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
 
 from translators.instance_db import CLAIMS, connect
+from translators.pause import is_paused, paused_run_holds
 from translators.run_status import holds_key
 from translators.run_worker import fail_if_worker_lost
 
@@ -37,7 +38,7 @@ def claim_key(instance: dg.DagsterInstance, key: str, run_id: str) -> str | None
         holder = _holder(instance, key)
         if holder is None:
             continue  # released between the INSERT and the SELECT: try again
-        if holder == run_id or _still_holds(instance, holder):
+        if holder == run_id or _still_holds(instance, holder, claimant=run_id):
             return None if holder == run_id else holder
         with connect(instance) as conn:
             taken = conn.execute(
@@ -50,12 +51,14 @@ def claim_key(instance: dg.DagsterInstance, key: str, run_id: str) -> str | None
     raise RuntimeError(f"could not claim idempotency key '{key}': it changed hands 5 times")
 
 
-def _still_holds(instance: dg.DagsterInstance, run_id: str) -> bool:
+def _still_holds(instance: dg.DagsterInstance, run_id: str, claimant: str | None = None) -> bool:
     run = instance.get_run_by_id(run_id)
     if run is None:
         return False
     if fail_if_worker_lost(instance, run):
         return False
+    if is_paused(run):  # holds until its continuation (which takes the key over) finished
+        return paused_run_holds(instance, run, claimant)
     return holds_key(run)
 
 

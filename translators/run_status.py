@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from translators.pause import is_continuation, is_paused, pause_reason
+
 _STATUSES = {
     dg.DagsterRunStatus.QUEUED: "PENDING",
     dg.DagsterRunStatus.NOT_STARTED: "PENDING",
@@ -16,19 +18,24 @@ _STATUSES = {
     dg.DagsterRunStatus.CANCELED: "CANCELLED",
 }
 # Statuses during which a run holds its idempotency key (SPEC 5.5: queued, running or
-# paused). PAUSED and RESUMING come from tags once long waits pause runs: map them in
-# `workflow_status` and add them here.
-HOLDS_KEY = {"PENDING", "RUNNING"}
+# paused). A PAUSED run holds it until its continuation has finished, which needs the
+# instance: see `translators.pause.paused_run_holds`.
+HOLDS_KEY = {"PENDING", "RUNNING", "RESUMING"}
 _OUTSIDE_FAILURE = "This run has been marked as failed from outside the execution context."
 
 
 def workflow_status(run: dg.DagsterRun) -> str:
-    """PENDING, RUNNING, COMPLETED, FAILED or CANCELLED (SPEC 5.6).
+    """PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, PAUSED or RESUMING (SPEC 5.6).
 
-    The place for PAUSED / RESUMING: a run that stopped at a long wait ends with a tag
-    saying until when; look at that tag here before falling back to Dagster's status.
+    A run that stopped at a long wait is a Dagster failure with a tag saying until when
+    (PAUSED); its continuation is RESUMING while it is queued or running.
     """
-    return _STATUSES.get(run.status, run.status.value)
+    status = _STATUSES.get(run.status, run.status.value)
+    if is_paused(run):
+        return "PAUSED"
+    if status in ("PENDING", "RUNNING") and is_continuation(run):
+        return "RESUMING"
+    return status
 
 
 def holds_key(run: dg.DagsterRun) -> bool:
@@ -38,6 +45,8 @@ def holds_key(run: dg.DagsterRun) -> bool:
 def failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     """Why a FAILED run failed: "worker lost: ..." when its worker died, else the message
     of the failing step or of the run failure."""
+    if is_paused(run):
+        return pause_reason(run)
     if run.status != dg.DagsterRunStatus.FAILURE:
         return ""
     failed = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)

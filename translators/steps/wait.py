@@ -1,10 +1,14 @@
-"""waitFor steps: sleep inside the op up to `inlineWaitMaxSeconds` (SPEC 3.6, 5.6)."""
+"""waitFor steps (SPEC 3.6, 5.6): sleep inside the op up to `inlineWaitMaxSeconds`; a
+longer wait pauses the run (translators/pause.py) and its continuation passes when due."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 
+import dagster as dg
+
+from translators.pause import iso, pause_run, recorded_due
 from translators.spec import WaitStepSpec
 from translators.spec.steps import duration_seconds
 from translators.steps.runtime import StepResult, StepRuntime
@@ -27,15 +31,18 @@ def wait_seconds(spec: WaitStepSpec, rt: StepRuntime, now: dt.datetime) -> float
 
 
 def run_wait(spec: WaitStepSpec, rt: StepRuntime) -> StepResult:
-    seconds = wait_seconds(spec, rt, dt.datetime.now(dt.UTC))
+    context = dg.OpExecutionContext.get()
+    now = dt.datetime.now(dt.UTC)
+    # A continuation waits for the time its paused parent recorded, not a new duration.
+    due, skip_rest = recorded_due(context, rt.plan.name)
+    if skip_rest:
+        rt.log.info(f"wait {rt.plan.name}: resumed with --now; the rest of the wait is skipped")
+        return StepResult(None, {"waited seconds": 0.0, "skipped until": iso(due or now)})
+    if due is None:
+        due = now + dt.timedelta(seconds=wait_seconds(spec, rt, now))
+    seconds = max(0.0, (due - now).total_seconds())
     if seconds > rt.inline_wait_max_seconds:
-        # Pausing the run and resuming it from a sensor (SPEC 5.6) is a later issue;
-        # holding a worker for hours silently would be worse than a clear failure.
-        raise RuntimeError(
-            f"step {rt.plan.name}: waiting {seconds:.0f}s exceeds settings.inlineWaitMaxSeconds "
-            f"({rt.inline_wait_max_seconds}s); long waits that pause the run are not "
-            "supported yet"
-        )
+        pause_run(context, rt.plan.name, due, rt.inline_wait_max_seconds)
     rt.log.info(f"wait {rt.plan.name}: sleeping {seconds:.1f}s")
     time.sleep(seconds)
     return StepResult(None, {"waited seconds": round(seconds, 3)})

@@ -1,0 +1,77 @@
+"""`workflows resume` of a PAUSED run (SPEC 10), and how `workflows run` / `resume`
+report a run that paused at a long wait (SPEC 5.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import uuid
+
+import dagster as dg
+
+from translators.pause import (
+    RESUMED_AS_TAG,
+    continuation_tags,
+    create_continuation,
+    is_paused,
+    is_resumed,
+    iso,
+    pause_reason,
+    paused_until,
+)
+
+
+def resume_paused(instance: dg.DagsterInstance, parent: dg.DagsterRun, now: bool) -> int:
+    """Runs the continuation of a paused run in this process: when due, or at once with
+    `--now` (its wait then passes without waiting for the rest)."""
+    from translators.cli_run import INVOCATION_TAG, ProgressPrinter
+    from translators.cli_runs import claim_or_refuse, execute
+
+    run_id = parent.run_id
+    if is_resumed(parent):
+        follow = parent.tags.get(RESUMED_AS_TAG)
+        print(
+            f"run {run_id} is already resumed as run {follow}; "
+            f"`workflows resume {follow}` continues that one if it failed",
+            file=sys.stderr,
+        )
+        return 1
+    due = paused_until(parent)
+    left = (due - dt.datetime.now(dt.UTC)).total_seconds()
+    if left > 0 and not now:
+        print(
+            f"run {run_id} is PAUSED until {iso(due)} ({left:.0f}s from now): the resume "
+            f"sensor continues it then; `workflows resume {run_id} --now` continues it at once",
+            file=sys.stderr,
+        )
+        return 1
+    tags = continuation_tags(parent, now) | {
+        INVOCATION_TAG: uuid.uuid4().hex,
+        "workflow/launched_by": "cli",
+    }
+    run = create_continuation(instance, parent, tags)
+    if isinstance(run, str):
+        print(run, file=sys.stderr)
+        return 1
+    refused = claim_or_refuse(instance, run)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 1
+    skipped = " (--now: the rest of the wait is skipped)" if left > 0 else ""
+    print(f"resuming paused run {run_id} as run {run.run_id}{skipped}")
+    progress = ProgressPrinter(instance, tags[INVOCATION_TAG])
+    progress.start()
+    try:
+        success = execute(instance, parent.job_name, run)
+    finally:
+        progress.stop()
+    return finish(instance, progress, run.run_id, success)
+
+
+def finish(instance: dg.DagsterInstance, progress, run_id: str, success: bool) -> int:
+    """The summary of a finished run; a paused run is no failure (exit 0)."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and is_paused(run):
+        hint = f"the resume sensor continues it when due, or `workflows resume {run_id} [--now]`"
+        return progress.summarize(success, paused=f"{pause_reason(run)}; {hint}")
+    return progress.summarize(success)
