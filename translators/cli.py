@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--now", action="store_true", help="(for PAUSED runs) skip the wait")
     resume.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
 
+    housekeeping = sub.add_parser("housekeeping", help="remove expired tables and checkpoints")
+    housekeeping.add_argument("--dry-run", action="store_true", help="only say what would go")
+
     explain = sub.add_parser("explain", help="the DAG: steps, ops, edges and skip rules")
     explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
     explain.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print(list_lines(_load()))
     if args.command == "explain":
         return _explain(args.workflow)
+    if args.command == "housekeeping":
+        from translators.housekeeping import cli as housekeeping
+
+        return housekeeping(args.dry_run)
     if args.command in ("runs", "resume"):
         from translators import cli_runs
 

@@ -15,6 +15,7 @@ import dagster as dg
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
 from resources.table_store import TableStoreResource
+from translators.housekeeping import housekeeping_sensor
 from translators.job_builder import (
     APP_DB_KEY,
     TABLE_STORE_KEY,
@@ -87,7 +88,11 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
     }
     for name, spec in loaded.services.items():
         resources[service_resource_key(name)] = service_resource(spec)
-    return dg.Definitions(jobs=list(jobs.values()), schedules=schedules, resources=resources)
+    sensors: list[dg.SensorDefinition] = []
+    sensors.append(housekeeping_sensor)  # table store retention
+    return dg.Definitions(
+        jobs=list(jobs.values()), schedules=schedules, sensors=sensors, resources=resources
+    )
 
 
 def _failing_job(workflow: WorkflowPlan, exc: Exception) -> dg.JobDefinition:
