@@ -231,6 +231,7 @@ def test_the_resume_sensor_continues_a_paused_run_under_the_daemon(daemon: Path,
     wait_for(lambda: process_start(pid) is None, 30, "the run worker process to exit")
 
     continuation = wait_for(lambda: children(instance, paused.run_id), 90, "the sensor")[0]
+    assert continuation.tags.get("workflow/launched_by") == "resume sensor"
     record = instance.get_run_record_by_id(continuation.run_id)
     assert record is not None and record.create_timestamp.timestamp() >= until
     wait_for(lambda: stalled(server), 120, "the continuation to reach the slow step")
@@ -248,3 +249,52 @@ def test_the_resume_sensor_continues_a_paused_run_under_the_daemon(daemon: Path,
     assert rows(url, "SELECT id, name FROM saved ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
     time.sleep(2)  # no second continuation, no automatic retry of the paused run
     assert [r.run_id for r in children(instance, paused.run_id)] == [continuation.run_id]
+
+
+def test_check_warns_about_a_literal_wait_above_the_inline_limit(tmp_path: Path) -> None:
+    later = later_workflow("2h")
+    later["steps"].append({"id": "until", "wait": {"until": "2999-01-01T00:00:00Z"}})
+    later["steps"].append({"id": "past", "wait": {"until": "2000-01-01T00:00:00Z"}})
+    later["steps"].append({"id": "templated", "wait": {"until": "{{var.when}}"}})
+    later["variables"] = {"when": {"type": "param", "default": "2999-01-01T00:00:00Z"}}
+    short = {"steps": [{"sql": "SELECT 1 AS x", "outputTable": "x"}, {"wait": {"duration": "5m"}}]}
+    defs = write_defs(tmp_path / "defs", "app", {"later": later, "short": short})
+    (defs / "services" / "local.json").write_text(
+        json.dumps(
+            {
+                "name": "local",
+                "baseUrl": "http://127.0.0.1:9",
+                "operations": {"stall": {"path": "/x"}},
+            }
+        )
+    )
+    result = workflows("check", str(defs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [line for line in result.stdout.splitlines() if "warning:" in line]
+    assert len(warnings) == 2, result.stdout
+    assert warnings[0].startswith("apps/app/workflows/later.json#/steps/1/wait/duration: warning:")
+    assert "(7200s) is longer than settings.inlineWaitMaxSeconds (1s)" in warnings[0]
+    assert "resume sensor" in warnings[0]
+    assert warnings[1].startswith("apps/app/workflows/later.json#/steps/4/wait/until: warning:")
+    assert "OK:" in result.stdout
+
+
+def test_a_paused_run_holds_skip_if_running_until_its_continuation_finished() -> None:
+    from tests.support.jobs import REAL_DEFS, load
+    from tests.test_schedules import TICK, evaluate
+    from translators.pause import PAUSE_TAG, RESUMED_AS_TAG
+
+    _, defs = load(REAL_DEFS)
+    job = defs.resolve_job_def("demo_shop__syncEnrichedOrders")
+    with dg.instance_for_test() as instance:
+        paused = instance.create_run_for_job(
+            job,
+            status=dg.DagsterRunStatus.FAILURE,
+            tags={PAUSE_TAG: "paused", PAUSED_UNTIL_TAG: "2999-01-01T00:00:00+00:00"},
+        )
+        assert workflow_status(paused) == "PAUSED"
+        result = evaluate(defs, "demo_shop__daily_order_sync", instance, TICK)
+        assert not result.run_requests and "still active" in result.skip_message
+        done = instance.create_run_for_job(job, status=dg.DagsterRunStatus.SUCCESS)
+        instance.add_run_tags(paused.run_id, {PAUSE_TAG: "resumed", RESUMED_AS_TAG: done.run_id})
+        assert evaluate(defs, "demo_shop__daily_order_sync", instance, TICK).run_requests

@@ -102,6 +102,10 @@ def _check(with_db: bool) -> int:
         from translators.db_checks import check_against_databases
 
         problems += check_against_databases(loaded)
+    from translators.wait_checks import long_wait_warnings
+
+    for warning in long_wait_warnings(loaded):  # allowed, so exit 0 stays
+        print(warning)
     if problems:
         for problem in problems:
             print(problem)

@@ -27,6 +27,7 @@ from translators.json_files import unchecked
 from translators.loader import LoadResult, SchedulePlan, load_definitions
 from translators.location import defs_dir
 from translators.plans import BrokenWorkflow, WorkflowPlan
+from translators.resume_sensor import build_resume_sensor
 from translators.schedules import build_schedule, partitions_for, run_config_for
 from translators.spec import ServiceSpec
 
@@ -90,6 +91,7 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
         resources[service_resource_key(name)] = service_resource(spec)
     sensors: list[dg.SensorDefinition] = []
     sensors.append(housekeeping_sensor)  # table store retention
+    sensors.append(build_resume_sensor())  # continues runs paused at a long wait (SPEC 5.6)
     return dg.Definitions(
         jobs=list(jobs.values()), schedules=schedules, sensors=sensors, resources=resources
     )

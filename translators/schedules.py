@@ -10,6 +10,7 @@ import dagster as dg
 
 from translators.job_builder import VARIABLES_OP
 from translators.loader import SchedulePlan
+from translators.pause import has_paused_run
 from translators.variables import iso_utc
 
 SCHEDULE_TAG = "workflow/schedule"
@@ -86,4 +87,5 @@ def _has_active_run(instance: dg.DagsterInstance, job_name: str) -> bool:
     runs = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, statuses=active), limit=1
     )
-    return bool(runs)
+    # A run paused at a long wait is not finished either (its continuation is active).
+    return bool(runs) or has_paused_run(instance, job_name)
