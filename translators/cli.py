@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="recent runs: status, run id, logical time, reason")
     runs.add_argument("workflow", nargs="?", metavar="APP_ID/WORKFLOW")
     runs.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
-    resume = sub.add_parser("resume", help="continue a FAILED run from failure")
+    resume = sub.add_parser(
+        "resume", help="continue a FAILED run from failure, or a PAUSED one when due"
+    )
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--now", action="store_true", help="(for PAUSED runs) skip the wait")
     resume.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
