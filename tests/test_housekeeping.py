@@ -34,11 +34,19 @@ from translators.schedules import run_config_for
 
 NOW = 1_800_000_000.0
 RETENTION = Retention(finished=7 * DAY, failed=14 * DAY)
-OK, LATE = "app__ok", "app__late"
+OK, LATE, PAUSE = "app__ok", "app__late", "app__pause"
 WORKFLOWS: dict[str, dict] = {
     "ok": {
         "settings": {"maxParallelSteps": 1},
         "steps": [{"sql": "SELECT 1 AS x", "outputTable": "one"}],
+    },
+    "pause": {  # pauses at the wait: a long one ends the run PAUSED (SPEC 5.6)
+        "settings": {"maxParallelSteps": 1, "inlineWaitMaxSeconds": 1},
+        "steps": [
+            {"sql": "SELECT 1 AS x", "outputTable": "before"},
+            {"id": "hold", "wait": {"duration": "1h"}},
+            {"sql": "SELECT 2 AS x", "outputTable": "after"},
+        ],
     },
     "late": {
         "settings": {"maxParallelSteps": 1},
@@ -79,7 +87,7 @@ def test_plan_follows_the_newest_run_of_each_lineage() -> None:
         run(e, "failed", 20),  # failed, then resumed successfully long ago: both go
         run(e2, "succeeded", 19, root=e),
         run(f, "succeeded", 30),  # old success, a resume is queued: stays
-        run(f2, "active", 0, root=f),
+        run(f2, "active", 20, root=f),  # (queued for 20 days)
         run(g, "paused", 30),  # paused at a long wait: stays
         run(h, "canceled", 8),  # canceled long ago: goes
     ]
@@ -207,9 +215,10 @@ def test_the_sensor_removes_what_expired_and_keeps_the_rest(world) -> None:
     started = instance.create_run_for_job(
         job_def=defs.resolve_job_def(OK), status=dg.DagsterRunStatus.STARTED
     ).run_id
-    paused = execute_new(instance, OK).run_id
-    instance.add_run_tags(paused, {PAUSED_TAG: "2999-01-01T00:00:00+00:00"})
-    age_runs(instance, 8, old_ok, failed, resumed, resumed_child, queued_root, paused)
+    paused = execute_new(instance, PAUSE).run_id
+    assert PAUSED_TAG in instance.get_run_by_id(paused).tags  # type: ignore[union-attr]
+    age_runs(instance, 8, old_ok, failed, resumed, resumed_child, queued_root)
+    age_runs(instance, 30, paused, queued, started)  # past every retention: kept as active
     age_runs(instance, 20, expired)
     for run_id in (started, queued):
         (store / run_id).mkdir()
