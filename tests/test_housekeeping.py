@@ -216,7 +216,7 @@ def test_the_sensor_removes_what_expired_and_keeps_the_rest(world) -> None:
         job_def=defs.resolve_job_def(OK), status=dg.DagsterRunStatus.STARTED
     ).run_id
     paused = execute_new(instance, PAUSE).run_id
-    assert PAUSED_TAG in instance.get_run_by_id(paused).tags  # type: ignore[union-attr]
+    assert PAUSED_TAG in instance.get_run_by_id(paused).tags
     age_runs(instance, 8, old_ok, failed, resumed, resumed_child, queued_root)
     age_runs(instance, 30, paused, queued, started)  # past every retention: kept as active
     age_runs(instance, 20, expired)
@@ -309,3 +309,10 @@ def test_the_code_location_evaluates_the_sensor_as_the_daemon_does(world) -> Non
     )
     assert getattr(result, "skip_message", None) == "removed 1 folder(s), 0 error(s)", result
     assert not (TableStoreResource().root_path() / old).exists()
+
+
+def test_cli_refuses_a_bad_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKFLOWS_RETENTION_DAYS", "-1")
+    result = workflows("housekeeping")
+    assert result.returncode == 1
+    assert "WORKFLOWS_RETENTION_DAYS='-1': expected a number of days >= 0" in result.stderr

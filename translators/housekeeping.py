@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -331,7 +332,7 @@ def cli(dry_run: bool) -> int:
     try:
         retention = Retention.from_env()
     except ValueError as exc:
-        print(exc)
+        print(exc, file=sys.stderr)
         return 1
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
