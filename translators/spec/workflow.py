@@ -44,6 +44,8 @@ VariableSpec = Annotated[
 class SettingsSpec(SpecModel):
     max_parallel_steps: Annotated[int, Field(ge=1, le=64)] = 4
     inline_wait_max_seconds: Annotated[int, Field(ge=0)] = 300
+    # "threads": steps run in the run worker; "process": one process per step (SPEC 5.6).
+    isolation: Literal["threads", "process"] = "threads"
 
 
 class WorkflowSpec(SpecModel):
