@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from translators.app_access import AppAccess, read_app_access
+from translators.app_access import APP_FILE, AppAccess, read_app_access
 from translators.check_context import CheckContext
 from translators.checks import check_variables, check_workflow, variables_of
 from translators.errors import Problem, pointer_order
 from translators.json_files import MAX_NESTING_DEPTH, read_json, unchecked
 from translators.naming import APP_ID_EXPECTED, APP_ID_PATTERN, dagster_name, job_name
+from translators.plan_cache import PlanCache
 from translators.plans import BrokenWorkflow, LoadResult, SchedulePlan, StepPlan, WorkflowPlan
 from translators.schedule_checks import AppWorkflows, check_schedules, workflow_stem
 from translators.spec import (
@@ -68,7 +69,7 @@ def load_definitions(defs_dir: Path) -> LoadResult:
         return result
     broken_services = _load_services(root, result)
     with SqlBinder() as binder:
-        loading = _Loading(root, result, broken_services, binder)
+        loading = _Loading(root, result, broken_services, binder, PlanCache.for_folder(root))
         for app_dir in sorted(p for p in (root / "apps").glob("*") if p.is_dir()):
             _load_app(loading, app_dir)
     _check_unique_job_names(result)
@@ -149,6 +150,7 @@ class _Loading:
     result: LoadResult
     broken_services: dict[str, str]
     binder: SqlBinder
+    cache: PlanCache
 
     def rel(self, path: Path) -> str:
         return _rel(self.root, path)
@@ -166,8 +168,10 @@ def _load_app(loading: _Loading, app_dir: Path) -> None:
     loading.result.problems += access.problems
     app = AppWorkflows(app_id=app_id, folder=folder, valid={})
     valid: dict[str, WorkflowPlan] = {}
+    app_file = app_dir / APP_FILE
+    app_context = app_file.read_bytes() if app_file.is_file() else b""
     for path in sorted((app_dir / "workflows").glob("*.json")):
-        loaded = _checked_workflow(loading, path, access)
+        loaded = _cached_workflow(loading, path, access, app_context)
         if isinstance(loaded, WorkflowPlan) and app_problem is None:
             valid[path.stem] = loaded
             continue
@@ -240,6 +244,25 @@ def _targets_failing(
                 )
             )
     return problems
+
+
+def _cached_workflow(
+    loading: _Loading, path: Path, access: AppAccess, app_context: bytes
+) -> WorkflowPlan | BrokenWorkflow:
+    """`_checked_workflow`, or its earlier result for the same bytes (plan_cache.py)."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return _checked_workflow(loading, path, access)  # read_json reports it
+    key = loading.cache.key(loading.rel(path), content, app_context)
+    cached = loading.cache.get(key)
+    if isinstance(cached, (WorkflowPlan, BrokenWorkflow)):
+        if isinstance(cached, BrokenWorkflow):
+            loading.result.problems += cached.problems
+        return cached
+    loaded = _checked_workflow(loading, path, access)
+    loading.cache.put(key, loaded)
+    return loaded
 
 
 def _checked_workflow(
