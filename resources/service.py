@@ -46,7 +46,7 @@ from pydantic import Field
 
 from resources.paginators import Paginator
 from resources.rate_limit import RateLimiter
-from resources.secrets import redact
+from resources.secrets import redact, redact_url
 from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
 
 
@@ -117,8 +117,14 @@ class Page:
 
     number: int
     records: list[dict[str, Any]]
-    url_redacted: str
+    # The URL as sent, which may hold secrets: show `url_redacted`. Masking it only when
+    # asked saves a pass of every secret pattern per page.
+    request_url: str = field(repr=False)
     checkpoint: dict[str, Any] | None = None
+
+    @property
+    def url_redacted(self) -> str:
+        return redact_url(self.request_url)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from resources.secrets import redact
 from resources.service import CallRequest, CallStats, ItemOutcome, ServiceCallError
@@ -139,7 +139,7 @@ class ForEachRun:
                 pass  # the failed outcome is queued already; the caller raises it
 
     async def _worker(
-        self, client: httpx.AsyncClient, items: Iterator[tuple[int, dict[str, Any]]]
+        self, client: aiohttp.ClientSession, items: Iterator[tuple[int, dict[str, Any]]]
     ) -> None:
         assert self._credits is not None
         while True:
@@ -154,7 +154,7 @@ class ForEachRun:
                 raise _FailFast
 
     async def _run_item(
-        self, client: httpx.AsyncClient, index: int, item: dict[str, Any]
+        self, client: aiohttp.ClientSession, index: int, item: dict[str, Any]
     ) -> ItemOutcome:
         key = item.get(self.item_key) if self.item_key else index
         label = f"item {self.item_key}={key!r}" if self.item_key else f"item #{index}"

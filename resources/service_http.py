@@ -17,8 +17,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
@@ -152,7 +153,7 @@ class Auth:
 @dataclass(frozen=True)
 class Prepared:
     method: str
-    url: httpx.URL
+    url: str  # fully encoded, sent as it is; may hold secrets (show `redact_url(url)`)
     body: bytes | None
     headers: Mapping[str, str]
 
@@ -261,12 +262,12 @@ class PageLoop:
         assert current is not None
         if isinstance(response, Found):
             self.pending = None
-            return Page(self.page_number, response.records, redact_url(current.url))
+            return Page(self.page_number, response.records, current.url)
         body = self._decode(response)
         records = self._records(body, response)
         self.pending = self._following(body, response, len(records), current)
         checkpoint = self._checkpoint()
-        page = Page(self.page_number, records, redact_url(current.url), checkpoint)
+        page = Page(self.page_number, records, current.url, checkpoint)
         self.page_number += 1
         return page
 
@@ -305,7 +306,7 @@ class PageLoop:
             return None
         try:
             following = self.paginator.next_request(
-                body, response.headers, count, current_url=str(current.url)
+                body, response.headers, count, current_url=current.url
             )
             if following is not None and following.url is not None:
                 ensure_same_origin(following.url, self.session.base_url)
@@ -332,17 +333,68 @@ class PageLoop:
             return path_segment(rest.pop(name))
 
         path = _PLACEHOLDER_RE.sub(fill, op.path)
-        url = httpx.URL(f"{self.session.base_url}/{path.lstrip('/')}")
         method = op.method.upper()
         if self._next_url is not None:
             # A next-page URL carries its own query; a POST keeps its body.
-            url = httpx.URL(self._next_url)
+            url = str(httpx.URL(self._next_url))
             rest = rest if method in _BODY_METHODS else {}
+        else:
+            url = _join(self.session.base_url, op.path, path)
         if method in _BODY_METHODS:
             body = orjson.dumps(rest) if rest else None
             headers = {**self._headers, "Content-Type": "application/json"} if body else None
             return Prepared(method, url, body, headers or self._headers)
-        return Prepared(method, url.copy_merge_params(_query(rest)), None, self._headers)
+        return Prepared(method, _with_query(url, _query(rest)), None, self._headers)
+
+
+def _join(base_url: str, template: str, path: str) -> str:
+    """`base_url` + `path` (`template` with its placeholders filled), encoded as httpx
+    would, without parsing it per request when the template allows (`_plain_template`).
+    """
+    url = f"{base_url}/{path.lstrip('/')}"
+    if _plain_template(base_url, template) and not _DOT_SEGMENT_RE.search(url):
+        return url  # filled segments are percent-encoded (`path_segment`): nothing to do
+    return str(httpx.URL(url))
+
+
+# A `.` or `..` segment (an empty value next to a literal dot): httpx would resolve it.
+_DOT_SEGMENT_RE = re.compile(r"/\.{1,2}(?:/|$)")
+_PLAIN_URL_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$")
+
+
+@lru_cache(maxsize=256)
+def _plain_template(base_url: str, template: str) -> bool:
+    """Whether base URL and path template are already in the form httpx gives a URL
+    (lowercase scheme and host, no query or fragment, only characters that need no
+    encoding), so that joining them with filled segments needs no parsing."""
+    literal = _PLACEHOLDER_RE.sub("x", template)
+    joined = f"{base_url}/{literal.lstrip('/')}"
+    if not _PLAIN_URL_RE.match(literal) or "?" in base_url or "#" in base_url:
+        return False
+    return str(httpx.URL(joined)) == joined
+
+
+def _with_query(url: str, query: Mapping[str, Any]) -> str:
+    """`url` with `query` merged into it, encoded like httpx's `copy_merge_params`."""
+    if "?" in url or "#" in url:  # httpx re-encodes the query it has even with no params
+        return str(httpx.URL(url).copy_merge_params(query))
+    if not query:
+        return url
+    pairs = [
+        (name, _query_text(value))
+        for name, values in query.items()
+        for value in (values if isinstance(values, list | tuple) else (values,))
+    ]
+    return f"{url}?{urlencode(pairs)}"
+
+
+def _query_text(value: Any) -> str:
+    """A query value as httpx writes it: true/false, None as empty."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
 
 
 def _query(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,17 @@
 Internal to `resources.service`. Both drivers send through `send`: the forEach loop
 awaits it on its own event loop (`resources.service_foreach`), and `BlockingSender` runs
 it for `iter_pages` on a private event loop, on a thread of its own. The blocking path
-uses asyncio too because httpx's timeouts bound each connect, write and read on its own:
-a server trickling one byte a second never trips them. `asyncio.timeout` bounds the whole
-attempt (connect, send, headers and the whole body), and one code path keeps both
+uses asyncio too because a client's own timeouts bound each connect, write and read on its
+own: a server trickling one byte a second never trips them. `asyncio.timeout` bounds the
+whole attempt (connect, send, headers and the whole body), and one code path keeps both
 drivers' rules equal.
+
+The client is aiohttp's: httpx's async connection pool costs several times more CPU per
+request, and degrades sharply with many connections in flight (at 50 it was 11x slower
+than aiohttp on 2 cores; /work/shared/notes/performance-limits.md). Its failures are
+turned into the matching httpx exceptions (`_as_httpx`), so the messages, the retry
+rules and `surely_not_taken` speak one vocabulary (`ConnectError`, `ReadError`, ...).
+Cookies are not kept between requests, and proxy variables are not read.
 
 Limits of one attempt (documented in docs/security.md):
 - `timeoutSeconds` is its total deadline. An overrun is a timeout, retryable as SPEC 5.5
@@ -24,6 +31,7 @@ key, or the preExecute `check`, which `send` asks again before the retry).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import itertools
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +39,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import aiohttp
 import httpx
+import yarl
 
 if TYPE_CHECKING:
     from resources.service import CallRequest, CallStats
@@ -125,13 +135,22 @@ class BodyTooLarge(Exception):
         self.status = status
 
 
-def new_client(session: Session, parallel: int = 1) -> httpx.AsyncClient:
-    """The client of one call or forEach. httpx's own timeouts stay as a backstop."""
-    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
-    return httpx.AsyncClient(timeout=session.timeout_s, limits=limits, follow_redirects=False)
+def new_client(session: Session, parallel: int = 1) -> aiohttp.ClientSession:
+    """The client of one call or forEach: at most `parallel` connections, kept alive.
+
+    The deadline is `attempt_once`'s; aiohttp's own total timeout (5 minutes by default)
+    is switched off, and its connect timeout names a slow connect as such."""
+    connector = aiohttp.TCPConnector(limit=parallel, limit_per_host=0)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=session.timeout_s),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=True,
+        trust_env=False,
+    )
 
 
-async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> Reply | Found:
+async def send(client: aiohttp.ClientSession, loop: PageLoop, stats: CallStats) -> Reply | Found:
     """Send `loop.pending` with the rate limits, the limits and the retries of SPEC 5.5.
 
     Before retrying a mutation guarded by its preExecute, the check is asked again (on a
@@ -159,23 +178,55 @@ async def send(client: httpx.AsyncClient, loop: PageLoop, stats: CallStats) -> R
 
 
 async def attempt_once(
-    client: httpx.AsyncClient, prepared: Prepared, session: Session
+    client: aiohttp.ClientSession, prepared: Prepared, session: Session
 ) -> Reply | Exception:
     """One attempt within the deadline and the size cap; a failure is returned, not raised."""
     try:
         async with asyncio.timeout(session.timeout_s):
-            async with client.stream(
-                prepared.method, prepared.url, content=prepared.body, headers=prepared.headers
+            async with client.request(
+                prepared.method,
+                # Sent as it is: the path segments are encoded already (`path_segment`).
+                yarl.URL(str(prepared.url), encoded=True),
+                data=prepared.body,
+                headers=prepared.headers,
+                allow_redirects=False,
             ) as response:
                 return await _read(response, session.max_response_bytes)
-    except TimeoutError:  # asyncio's deadline; httpx's own timeouts are HTTPErrors
+    except aiohttp.ClientError as exc:  # before TimeoutError: some of them are timeouts too
+        return _as_httpx(exc)
+    except TimeoutError:  # asyncio's deadline
         return DeadlineExceeded(session.timeout_s)
-    except (httpx.HTTPError, httpx.InvalidURL, BodyTooLarge) as exc:
+    except BodyTooLarge as exc:
         return exc
 
 
-async def _read(response: httpx.Response, cap: int) -> Reply:
-    status = response.status_code
+def _as_httpx(exc: aiohttp.ClientError) -> Exception:
+    """An aiohttp failure as the httpx exception that means the same (module docstring)."""
+    text = str(exc) or type(exc).__name__
+    kind: type[Exception]
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        kind = httpx.ConnectError  # no connection was made: nothing was sent
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        kind = httpx.ConnectTimeout
+    elif isinstance(exc, aiohttp.ServerTimeoutError):
+        kind = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.NonHttpUrlClientError):
+        kind = httpx.UnsupportedProtocol
+    elif isinstance(exc, aiohttp.InvalidURL):
+        kind = httpx.InvalidURL
+    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        kind = httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        kind = httpx.RemoteProtocolError
+    else:
+        kind = httpx.ReadError  # a connection reset or another failure after the send
+    converted = kind(text)
+    converted.__cause__ = exc
+    return converted
+
+
+async def _read(response: aiohttp.ClientResponse, cap: int) -> Reply:
+    status = response.status
     if status >= 300:
         limit = ERROR_BODY_BYTES
     else:
@@ -188,7 +239,7 @@ async def _read(response: httpx.Response, cap: int) -> Reply:
     chunks: list[bytes] = []
     size = 0
     truncated = False
-    async for chunk in response.aiter_bytes():  # decoded pieces: a gzip bomb counts in full
+    async for chunk in response.content.iter_any():  # decoded: a gzip bomb counts in full
         size += len(chunk)
         if size > limit:
             if status < 300:
@@ -197,9 +248,19 @@ async def _read(response: httpx.Response, cap: int) -> Reply:
             truncated = True
             break
         chunks.append(chunk)
-    return Reply(
-        status, response.headers, b"".join(chunks), response.encoding or "utf-8", truncated
-    )
+    content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    headers = httpx.Headers(response.raw_headers)
+    return Reply(status, headers, content, _encoding(response.charset), truncated)
+
+
+def _encoding(charset: str | None) -> str:
+    """The body's text encoding: the declared charset when Python knows it, else UTF-8."""
+    if charset:
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
 
 
 class BlockingSender:
@@ -227,7 +288,7 @@ class BlockingSender:
 
     def close(self) -> None:
         try:
-            self._run(self._client.aclose())
+            self._run(self._client.close())
         finally:
             self._thread.submit(self._runner.close).result()
             self._thread.shutdown()
@@ -241,6 +302,6 @@ class BlockingSender:
         self.close()
 
 
-async def _client_in_loop(session: Session) -> httpx.AsyncClient:
+async def _client_in_loop(session: Session) -> aiohttp.ClientSession:
     """A client made inside the loop that will use it."""
     return new_client(session)
