@@ -86,10 +86,10 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     params = parse_params(param_pairs)
     home = ensure_dagster_home()
     from translators.cli import _unknown_workflow
-    from translators.definitions import load
+    from translators.definitions import job_by_name, load_plans
     from translators.schedules import run_config_for
 
-    loaded, defs = load()
+    loaded = load_plans()
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
         return _unknown_workflow(ref, loaded)
@@ -107,7 +107,7 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     run_config = run_config_for(params, None, "UTC")
     # The console logger would repeat every debug event; progress lines replace it.
     run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
-    job = defs.resolve_job_def(workflow.job_name)
+    job = job_by_name(workflow.job_name)  # builds this job only
     if job.partitions_def is not None:
         tags.update(_latest_partition_tags(job))
     # The run is created first and claims its idempotency key atomically (as the run

@@ -146,9 +146,9 @@ def resume(run_id: str, now: bool) -> int:
 
 def _job_name(ref: str) -> str | None:
     from translators.cli import _unknown_workflow
-    from translators.definitions import load
+    from translators.definitions import load_plans
 
-    loaded, _ = load()
+    loaded = load_plans()
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
         _unknown_workflow(ref, loaded)

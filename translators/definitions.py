@@ -7,6 +7,7 @@ network and no app database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
@@ -55,31 +56,13 @@ def service_resource(spec: ServiceSpec) -> ServiceResource:
     )
 
 
-def build_definitions(loaded: LoadResult) -> dg.Definitions:
-    """A pure function from the loaded models to `Definitions`."""
-    partitions: dict[str, SchedulePlan] = {}
-    for schedule in loaded.schedules:
-        if schedule.spec.backfill_start is not None:
-            partitions.setdefault(schedule.workflow, schedule)
-    jobs: dict[str, dg.JobDefinition] = {}
-    for workflow in loaded.workflows:
-        backfill = partitions.get(workflow.job_name)
-        try:
-            jobs[workflow.job_name] = build_job(
-                workflow,
-                loaded.services,
-                partitions_def=partitions_for(backfill) if backfill else None,
-                default_run_config=(
-                    run_config_for(backfill.spec.params, None, backfill.spec.timezone)
-                    if backfill
-                    else None
-                ),
-            )
-        except Exception as exc:  # one workflow Dagster refuses must not empty the location
-            jobs[workflow.job_name] = _failing_job(workflow, exc)
-    for broken in loaded.broken:
-        jobs[broken.job_name] = build_broken_job(broken)
-    schedules = [build_schedule(s, jobs[s.workflow]) for s in loaded.schedules]
+def build_definitions(loaded: LoadResult, only: Collection[str] | None = None) -> dg.Definitions:
+    """A pure function from the loaded models to `Definitions`; with `only`, just the
+    jobs of those names (and their schedules): a run or a step builds one job."""
+    jobs = _build_jobs(loaded, only)
+    schedules = [
+        build_schedule(s, jobs[s.workflow]) for s in loaded.schedules if s.workflow in jobs
+    ]
     resources: dict[str, object] = {
         TABLE_STORE_KEY: TableStoreResource(),
         APP_DB_KEY: AppDatabaseResource(),
@@ -97,6 +80,35 @@ def build_definitions(loaded: LoadResult) -> dg.Definitions:
     )
 
 
+def _build_jobs(loaded: LoadResult, only: Collection[str] | None) -> dict[str, dg.JobDefinition]:
+    partitions: dict[str, SchedulePlan] = {}
+    for schedule in loaded.schedules:
+        if schedule.spec.backfill_start is not None:
+            partitions.setdefault(schedule.workflow, schedule)
+    jobs: dict[str, dg.JobDefinition] = {}
+    for workflow in loaded.workflows:
+        if only is not None and workflow.job_name not in only:
+            continue
+        backfill = partitions.get(workflow.job_name)
+        try:
+            jobs[workflow.job_name] = build_job(
+                workflow,
+                loaded.services,
+                partitions_def=partitions_for(backfill) if backfill else None,
+                default_run_config=(
+                    run_config_for(backfill.spec.params, None, backfill.spec.timezone)
+                    if backfill
+                    else None
+                ),
+            )
+        except Exception as exc:  # one workflow Dagster refuses must not empty the location
+            jobs[workflow.job_name] = _failing_job(workflow, exc)
+    for broken in loaded.broken:
+        if only is None or broken.job_name in only:
+            jobs[broken.job_name] = build_broken_job(broken)
+    return jobs
+
+
 def _failing_job(workflow: WorkflowPlan, exc: Exception) -> dg.JobDefinition:
     problem = unchecked(workflow.file, exc)
     log.error("workflow definition problem: %s", problem)
@@ -108,20 +120,40 @@ def _failing_job(workflow: WorkflowPlan, exc: Exception) -> dg.JobDefinition:
 
 def load() -> tuple[LoadResult, dg.Definitions]:
     """The definitions of `defs_dir()`, built once per folder and process."""
-    return _load_from(defs_dir())
+    return load_plans(), _definitions_from(defs_dir())
+
+
+def load_plans() -> LoadResult:
+    """The checked plans of `defs_dir()` (unchanged files come from the plan cache)."""
+    return _plans_from(defs_dir())
 
 
 @cache
-def _load_from(folder: Path) -> tuple[LoadResult, dg.Definitions]:
+def _plans_from(folder: Path) -> LoadResult:
     loaded = load_definitions(folder)
     for problem in loaded.problems:
         log.error("workflow definition problem: %s", problem)
-    return loaded, build_definitions(loaded)
+    return loaded
+
+
+@cache
+def _definitions_from(folder: Path) -> dg.Definitions:
+    return build_definitions(_plans_from(folder))
+
+
+@cache
+def _job_from(folder: Path, name: str) -> dg.JobDefinition:
+    return build_definitions(_plans_from(folder), only={name}).resolve_job_def(name)
 
 
 def job_by_name(name: str) -> dg.JobDefinition:
-    """Used by `build_reconstructable_job`: step processes rebuild the same job."""
-    return load()[1].resolve_job_def(name)
+    """Used by `build_reconstructable_job`: a run worker or step process builds its own
+    job only, not the other workflows' (issue 8)."""
+    return _job_from(defs_dir(), name)
 
 
-defs = load()[1]
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, built when Dagster loads it, not when this module is imported
+    (a process that runs one job imports it too)."""
+    return load()[1]
