@@ -1,7 +1,8 @@
 """Run every benchmark and write `bench/results/<suite>.json` and `bench/results/summary.md`.
 
-.venv/bin/python -m bench.run_all              # the full run (~7.5 min on 2 cores)
-.venv/bin/python -m bench.run_all --quick      # small sizes, results under results/tmp/
+.venv/bin/python -m bench.run_all                 # every suite: targets, then the details
+.venv/bin/python -m bench.run_all --only targets  # issue 8's P1-P6 with their comparators
+.venv/bin/python -m bench.run_all --quick         # small sizes, results under results/tmp/
 .venv/bin/python -m bench.run_all --only persist
 .venv/bin/python -m bench.run_all --summary    # re-render summary.md from the JSON files
 """
@@ -15,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import persist, service_call_streaming, summary
+from bench import persist, service_call_streaming, summary, summary_targets, targets
 from bench.common import LOG_DIR, RESULTS_DIR, log, write_results
 
 SUITES = {
+    "targets": targets.run_suite,
     "service_call_streaming": service_call_streaming.run_suite,
     "persist": persist.run_suite,
 }
@@ -30,7 +32,12 @@ def _load(folder: Path, name: str) -> dict[str, Any] | None:
 
 
 def write_summary(folder: Path) -> Path:
-    text = summary.render(_load(folder, "service_call_streaming"), _load(folder, "persist"))
+    lines = summary_targets.render(_load(folder, "targets"))
+    scs, persisted = _load(folder, "service_call_streaming"), _load(folder, "persist")
+    text = "\n".join(["# Benchmark results", "", *lines]) if lines else ""
+    if scs or persisted:
+        details = summary.render(scs, persisted)
+        text = text + details.split("\n", 2)[2] if text else details
     path = folder / "summary.md"
     path.write_text(text)
     return path
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes; into results/tmp/")
     parser.add_argument("--only", choices=sorted(SUITES), action="append")
     parser.add_argument("--summary", action="store_true", help="only re-render summary.md")
+    parser.add_argument("--no-profile", action="store_true", help="targets: no profile of a miss")
     args = parser.parse_args(argv)
     folder = LOG_DIR if args.quick else RESULTS_DIR
     if args.summary:
@@ -51,7 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only or list(SUITES):
         log(f"suite {name}")
         suite_started = time.monotonic()
-        document = SUITES[name](args.repeats, args.quick)
+        if name == "targets":
+            profile = False if args.no_profile else None  # None: profile misses unless quick
+            document = targets.run_suite(args.repeats, args.quick, profile)
+        else:
+            document = SUITES[name](args.repeats, args.quick)
         document["suite_seconds"] = round(time.monotonic() - suite_started, 1)
         document["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         log(f"wrote {write_results(name, document, args.quick)}")

@@ -1,0 +1,102 @@
+"""The profile of a missed target: its case run once more under cProfile, top 20 saved.
+
+`results/profiles/<P>.txt` holds the 20 most expensive functions by cumulative and by
+own time (`pstats`). The case runs as in the measured run (a fresh process, the same
+arguments) against a fresh page server / PostgreSQL database / generated folder, so
+the profile shows what bounds the figure; cProfile's own overhead inflates pure-Python
+calls, so read shares, not seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import p4_load
+from bench.common import REPO_ROOT, Series, log, page_server
+from bench.persist import fresh_database, postgres_server
+
+TOP = 20
+# The series whose case shows what bounds each target.
+CASE_OF = {"P1": "p1_job", "P2": "p2_for_each", "P3": "p3_upsert", "P5": "p1_job"}
+
+
+def top20(profile: Path, title: str) -> str:
+    out = io.StringIO()
+    out.write(f"# {title}\n")
+    for order in ("cumulative", "tottime"):
+        out.write(f"\n## top {TOP} by {order}\n")
+        stats = pstats.Stats(str(profile), stream=out)
+        stats.strip_dirs().sort_stats(order).print_stats(TOP)
+    return out.getvalue()
+
+
+def run_profiled(argv: list[str], profile: Path, env: Mapping[str, str] | None = None) -> None:
+    """`python -m cProfile -o profile <argv>` from the project root."""
+    child_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "cProfile", "-o", str(profile), *argv]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=child_env, capture_output=True, check=False)
+    if done.returncode != 0 or not profile.exists():
+        raise RuntimeError(f"profiled run failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+
+def _with_url(args: list[str], url: str) -> list[str]:
+    return [url if i and args[i - 1] == "--base-url" else a for i, a in enumerate(args)]
+
+
+@contextmanager
+def _resources(key: str) -> Iterator[dict[str, str]]:
+    """What the case of `key` needs running: a page server or a PostgreSQL database."""
+    if key in ("P1", "P2", "P5"):
+        with page_server() as url:
+            yield {"base_url": url}
+    elif key == "P3":
+        with postgres_server() as server, fresh_database(server) as url:
+            yield {"APP_DB_URL": url}
+    else:
+        yield {}
+
+
+def profile_case(key: str, series: Mapping[str, Series], out: Path, workflows: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, _resources(key) as res:
+        prof = Path(tmp) / "case.prof"
+        if key in CASE_OF:
+            params = series[CASE_OF[key]].params
+            args = _with_url(list(params["args"]), res.get("base_url", ""))
+            env = {"APP_DB_URL": res["APP_DB_URL"]} if "APP_DB_URL" in res else None
+            run_profiled(["-m", params["module"], "case", *args], prof, env)
+        elif key == "P4":
+            _, generate = p4_load.generator()
+            generate(Path(tmp) / "defs", workflows)
+            script = Path(tmp) / "load.py"
+            script.write_text(p4_load.LOAD_SCRIPT.format(n=workflows))
+            run_profiled([str(script)], prof, {"WORKFLOW_DEFS_DIR": str(Path(tmp) / "defs")})
+        else:  # P6: the profile of the `workflows run` process itself
+            run_profiled(
+                ["-m", "bench.p6_demo", "case", "--profile-child", str(prof)], Path(tmp) / "p6.prof"
+            )
+        out.write_text(top20(prof, f"{key}: cProfile of the case that missed its target"))
+
+
+def profile_missed(
+    targets: Mapping[str, Any], series: Mapping[str, Series], folder: Path, workflows: int
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, result in targets.items():
+        if result["met"]:
+            continue
+        out = folder / f"{key}.txt"
+        log(f"targets: {key} missed; profiling into {out}")
+        try:
+            profile_case(key, series, out, workflows)
+            result["profile"] = str(out.relative_to(REPO_ROOT))
+        except Exception as error:  # a failed profile must not lose the results
+            result["profile"] = f"profiling failed: {error}"[:500]
