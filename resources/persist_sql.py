@@ -68,6 +68,7 @@ from resources.persist_markers import (
     stage_table_name,
 )
 from resources.persist_request import PersistRequest, PersistResult, RowErrors, check_target
+from resources.pg_binary_copy import SIGNATURE, TRAILER, Encoder, encode, encoder_for
 
 __all__ = ["PersistRequest", "PersistResult", "persist_batches"]
 
@@ -75,6 +76,9 @@ log = logging.getLogger(__name__)
 
 ROW_COLUMN = "_wf_row"
 CHUNK_ROWS = 10_000
+# A PostgreSQL upsert merges the stage every MERGE_ROWS rows and empties it: the stage stays
+# in the session's temp buffers instead of being written out and read back.
+MERGE_ROWS = 50_000
 
 ROW_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
 
@@ -147,6 +151,10 @@ class _Writer:
         self.cols = ", ".join(_q(conn, c) for c in columns)
         self.staged = 0
         self.indexed = False
+        self.stage_oids: list[int] = []
+        self.encoders: list[Encoder] | None = None  # binary COPY into the stage, when known
+        self.binary_rows = 0
+        self.null_keys = False  # a staged chunk had a NULL in an upsert key column
         # SQLite applies the rows in order, so a repeated key's last row wins by itself.
         self.deduplicate = False
         # Nothing to merge, match or skip: the rows can go straight into the target.
@@ -156,14 +164,13 @@ class _Writer:
         if self.direct:
             return self._copy_direct(batches)
         self._create_stage()
+        if self.copy and self.request.mode == "upsert":
+            written = self._upsert_in_groups(batches)
+            self._log_staged()
+            return written
         for chunk in self._chunks(batches):
             self._stage_chunk(chunk)
-        log.debug(
-            "staged %d rows for %s via %s",
-            self.staged,
-            self.request.table,
-            "COPY" if self.copy else "executemany",
-        )
+        self._log_staged()
         if self.copy:
             self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
         if self.request.mode == "upsert":
@@ -174,6 +181,12 @@ class _Writer:
         if self.sqlite:  # PostgreSQL drops it at commit
             self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
         return written
+
+    def _log_staged(self) -> None:
+        how = "executemany"
+        if self.copy:
+            how = f"COPY ({self.binary_rows} binary, {self.staged - self.binary_rows} csv)"
+        log.debug("staged %d rows for %s via %s", self.staged, self.request.table, how)
 
     def _chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -196,42 +209,104 @@ class _Writer:
             written += self._bisect(first, self.staged, load)
         return written
 
+    def _upsert_in_groups(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """PostgreSQL upsert: stage MERGE_ROWS rows, merge them, empty the stage, go on.
+
+        Statements run in source order, so a key repeated in a later group is updated
+        again by it: the last row still wins.
+        """
+        written = merged = 0
+        for chunk in self._chunks(batches):
+            self._stage_chunk(chunk)
+            if self.staged - merged >= MERGE_ROWS:
+                written += self._merge_group(merged + 1)
+                merged = self.staged
+        if self.staged > merged:
+            written += self._merge_group(merged + 1)
+        return written
+
+    def _merge_group(self, first: int) -> int:
+        if self.null_keys:
+            self._drop_null_keys()
+            self.null_keys = False
+        written = self._bisect(first, self.staged, self._insert_range)
+        self.conn.exec_driver_sql(f"TRUNCATE {self.stage}")
+        return written
+
     def _create_stage(self) -> None:
         on_commit = "" if self.sqlite else " ON COMMIT DROP"
         self.conn.exec_driver_sql(
             f"CREATE TEMP TABLE {self.stage}{on_commit} AS SELECT {self.cols}, "
             f"CAST(NULL AS BIGINT) AS {self.row} FROM {self.target} LIMIT 0"
         )
+        if self.copy:
+            # The stage's own column types (base types only: a domain has its own OID and
+            # goes through CSV, where its checks apply as they always did).
+            oids = self.conn.execute(
+                sa.text(
+                    "SELECT atttypid::int FROM pg_catalog.pg_attribute WHERE attrelid ="
+                    " CAST(:stage AS regclass) AND attnum > 0 AND NOT attisdropped"
+                    " ORDER BY attnum"
+                ),
+                {"stage": self.stage},
+            ).scalars()
+            self.stage_oids = list(oids)
 
     def _stage_chunk(self, chunk: pa.RecordBatch) -> None:
         first = self.staged + 1
         self.staged += chunk.num_rows
+        key = self.request.upsert_key or []
+        self.null_keys = self.null_keys or any(chunk.column(c).null_count for c in key)
         load = self._copy_loader(chunk, first) if self.copy else self._insert_loader(chunk, first)
         self._bisect(first, self.staged, load)
 
     def _copy_loader(
         self, chunk: pa.RecordBatch, first: int, *, into_target: bool = False
     ) -> Callable[[int, int], int]:
-        """Rows lo..hi of the chunk as CSV (written by Arrow, in C++) into a COPY."""
+        """Rows lo..hi of the chunk into a COPY: binary into the stage when every column
+        has an encoder (`resources.pg_binary_copy`), else CSV (written by Arrow, in C++)."""
         table = csv_ready(chunk)
+        columns = list(chunk.columns)
+        encoders = None
         if into_target:
             sql = f"COPY {self.target} ({self.cols}) FROM STDIN (FORMAT csv)"
         else:
             numbers = pa.array(range(first, first + chunk.num_rows), type=pa.int64())
             table = table.append_column(ROW_COLUMN, numbers)
+            columns.append(numbers)
+            encoders = self._encoders(chunk.schema)
             sql = f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN (FORMAT csv)"
         options = pa_csv.WriteOptions(include_header=False)
         raw = self.conn.connection.driver_connection
         assert raw is not None
 
         def load(lo: int, hi: int) -> int:
+            start, count = lo - first, hi - lo + 1
+            data = encode([c.slice(start, count) for c in columns], encoders) if encoders else None
+            if data is not None:  # a value that does not fit goes through CSV and the server
+                with raw.cursor() as cur, cur.copy(sql.replace("csv", "binary")) as copy:
+                    copy.write(SIGNATURE)
+                    copy.write(data)
+                    copy.write(TRAILER)
+                self.binary_rows += count
+                return count
             buffer = io.BytesIO()
-            pa_csv.write_csv(table.slice(lo - first, hi - lo + 1), buffer, options)
+            pa_csv.write_csv(table.slice(start, count), buffer, options)
             with raw.cursor() as cur, cur.copy(sql) as copy:
                 copy.write(buffer.getbuffer())
-            return hi - lo + 1
+            return count
 
         return load
+
+    def _encoders(self, schema: pa.Schema) -> list[Encoder] | None:
+        """Binary encoders of the stage's columns (the row number last), or None for CSV."""
+        if self.encoders is None:
+            types = [*schema.types, pa.int64()]
+            found = [encoder_for(t, oid) for t, oid in zip(types, self.stage_oids, strict=True)]
+            self.encoders = [e for e in found if e is not None]
+            if len(self.encoders) < len(found):
+                self.encoders = []
+        return self.encoders or None
 
     def _insert_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
         """Rows lo..hi of the chunk through `executemany` (SQLite, other drivers)."""
@@ -300,9 +375,12 @@ class _Writer:
                 last = f"SELECT max({self.row}) FROM {self.stage} GROUP BY {key}"
                 where += f" AND {self.row} IN ({last})"
             conflict = f" ON CONFLICT ({key}) {self._on_conflict_action()}"
+        # SQLite needs the order (its last row of a key wins). On PostgreSQL a scan of the
+        # stage returns the rows in the order COPY wrote them, so sorting them is wasted.
+        order = f" ORDER BY {self.row}" if self.sqlite or self.deduplicate else ""
         sql = (
             f"INSERT INTO {self.target} ({self.cols}) SELECT {self.cols} FROM {self.stage}"
-            f" WHERE {where} ORDER BY {self.row}{conflict}"
+            f" WHERE {where}{order}{conflict}"
         )
         return self.conn.execute(sa.text(sql), {"lo": lo, "hi": hi}).rowcount
 
