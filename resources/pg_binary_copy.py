@@ -113,7 +113,8 @@ def _text(array: pa.Array) -> pa.Array | None:
     prefix = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(4), len(array), [None, pa.py_buffer(lengths.tobytes())]
     )
-    return pc.binary_join_element_wise(prefix.cast(pa.large_binary()), data.fill_null(b""), _NO_SEPARATOR)
+    prefixes = prefix.cast(pa.large_binary())
+    return pc.binary_join_element_wise(prefixes, data.fill_null(b""), _NO_SEPARATOR)
 
 
 def _valid(array: pa.Array) -> np.ndarray | None:
