@@ -10,7 +10,8 @@ Cases (each in a fresh process, see `bench.common.run_case`):
   the operation is declared a `mutation`, whose forEach checkpoints every item).
 - `bare`: the reference loop of performance-limits.md (one keep-alive `httpx.Client`,
   orjson or stdlib json, no project code) against the same server; `bare-async`: the
-  forEach reference, one `httpx.AsyncClient` with `parallel` tasks, one page per item.
+  forEach reference, one `httpx.AsyncClient` with `parallel` tasks, one page per item;
+  `bare-aiohttp`: the same with aiohttp, forEach's transport (`--delay-ms` too).
 - `layers`: where the time goes, without Dagster: the bare loop, then the project's page
   loop (`ServiceResource.iter_pages`), then + `RecordShaper`, then + `TableWriter`.
 
@@ -227,13 +228,49 @@ def bare_async_loop(base_url: str, items: int, parallel: int) -> int:
     return asyncio.run(main())
 
 
-def case_bare_async(base_url: str, items: int, parallel: int) -> dict[str, Any]:
+def bare_aiohttp_loop(base_url: str, items: int, parallel: int, delay_ms: int = 0) -> int:
+    """forEach's transport alone (P2): one aiohttp ClientSession, `parallel` tasks, one
+    page per item, the server answering after `delay_ms`. The loop of
+    performance-limits.md that reaches ~1.09x the ideal time at parallel 50."""
+    import asyncio
+
+    import aiohttp
+    import orjson
+
+    query = f"?delay_ms={delay_ms}" if delay_ms else ""
+
+    async def main() -> int:
+        pending = iter(range(items))
+        count = 0
+        connector = aiohttp.TCPConnector(limit=parallel)
+        async with aiohttp.ClientSession(connector=connector) as client:
+
+            async def worker() -> None:
+                nonlocal count
+                for item in pending:
+                    async with client.get(f"{base_url}/items/{item}/records{query}") as response:
+                        count += len(orjson.loads(await response.read())["data"])
+
+            await asyncio.gather(*(worker() for _ in range(parallel)))
+        return count
+
+    return asyncio.run(main())
+
+
+def case_bare_async(
+    base_url: str, items: int, parallel: int, delay_ms: int = 0, client: str = "httpx"
+) -> dict[str, Any]:
     started = time.perf_counter()
-    records = bare_async_loop(base_url, items, parallel)
+    if client == "aiohttp":
+        records = bare_aiohttp_loop(base_url, items, parallel, delay_ms)
+    else:
+        records = bare_async_loop(base_url, items, parallel)
     seconds = time.perf_counter() - started
     return {
+        "client": client,
         "items": items,
         "parallel": parallel,
+        "delay_ms": delay_ms,
         "records": records,
         "seconds": round(seconds, 3),
         "items_per_s": round(items / seconds, 1),
@@ -358,7 +395,8 @@ def run_suite(repeats: int = 3, quick: bool = False) -> dict[str, Any]:
 
 def _case_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE} case")
-    parser.add_argument("kind", choices=["pages", "for-each", "bare", "bare-async", "layers"])
+    kinds = ["pages", "for-each", "bare", "bare-async", "bare-aiohttp", "layers"]
+    parser.add_argument("kind", choices=kinds)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=2_000)
@@ -378,6 +416,10 @@ def _case_main(argv: list[str]) -> None:
         emit_result(case_bare(args.base_url, args.records, args.decoder))
     elif args.kind == "bare-async":
         emit_result(case_bare_async(args.base_url, args.items, args.parallel))
+    elif args.kind == "bare-aiohttp":
+        emit_result(
+            case_bare_async(args.base_url, args.items, args.parallel, args.delay_ms, "aiohttp")
+        )
     else:
         emit_result(case_layers(args.base_url, args.records, args.repeats))
 

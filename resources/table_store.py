@@ -250,6 +250,8 @@ class TableWriter:
                 )
 
     def _check_mappings(self, records: list[Mapping[str, Any]]) -> None:
+        if all(type(record) is dict for record in records):
+            return  # the common case, without an ABC check per record
         for index, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise TableStoreError(

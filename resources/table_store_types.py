@@ -35,6 +35,7 @@ import orjson
 import pyarrow as pa
 
 from resources.secrets import redact
+from resources.table_store_fast import fast_column
 
 Converter = Callable[[Any], Any]
 
@@ -142,6 +143,9 @@ def cast_column(values: list[Any], type_name: str) -> pa.Array:
     Raises:
         ColumnCastError: with the index of the first value that cannot be cast.
     """
+    fast = fast_column(values, type_name, arrow_type(type_name))
+    if fast is not None:
+        return fast
     convert = converter(type_name)
     try:
         converted = [None if v is None else convert(v) for v in values]
