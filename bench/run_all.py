@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import persist, service_call_streaming, summary, summary_targets, targets
-from bench.common import LOG_DIR, RESULTS_DIR, log, write_results
+from bench.common import LOG_DIR, RESULTS_DIR, log
 
 SUITES = {
     "targets": targets.run_suite,
@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=sorted(SUITES), action="append")
     parser.add_argument("--summary", action="store_true", help="only re-render summary.md")
     parser.add_argument("--no-profile", action="store_true", help="targets: no profile of a miss")
+    parser.add_argument("--out", type=Path, help="results folder (default results/, quick: tmp/)")
     args = parser.parse_args(argv)
-    folder = LOG_DIR if args.quick else RESULTS_DIR
+    folder = args.out or (LOG_DIR if args.quick else RESULTS_DIR)
     if args.summary:
         log(f"wrote {write_summary(folder)}")
         return
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
             document = SUITES[name](args.repeats, args.quick)
         document["suite_seconds"] = round(time.monotonic() - suite_started, 1)
         document["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        log(f"wrote {write_results(name, document, args.quick)}")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        log(f"wrote {path}")
     total_s = time.monotonic() - started
     log(f"all done in {total_s / 60:.1f} min; wrote {write_summary(folder)}")
 

@@ -12,6 +12,7 @@ top 20 saved under `results/profiles/` (`bench.profiling`).
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -97,16 +98,34 @@ def postgres_cases(sizes: Sizes, repeats: int) -> tuple[dict[str, Series], str]:
     return out, version
 
 
-def run_suite(repeats: int = 3, quick: bool = False, profile: bool | None = None) -> dict[str, Any]:
-    machine = machine_facts()  # before the load of the runs
-    sizes = QUICK if quick else FULL
-    series = http_cases(sizes, repeats)
-    pg_series, pg_version = postgres_cases(sizes, repeats)
-    series.update(pg_series)
+def load_cases(sizes: Sizes, repeats: int) -> tuple[dict[str, Series], dict[str, Any]]:
+    """P4 (fresh processes loading a generated folder) and P6 (the demo)."""
     log("targets: P4 load of generated workflows")
     with tempfile.TemporaryDirectory(prefix="bench-p4-") as tmp:
         p4 = p4_load.measure(Path(tmp), sizes.workflows, repeats)
-    series["p6_demo"] = _series("p6_demo", "bench.p6_demo", [], repeats)
+    return {"p6_demo": _series("p6_demo", "bench.p6_demo", [], repeats)}, p4
+
+
+def run_groups(sizes: Sizes, repeats: int, quick: bool) -> tuple[dict[str, Series], str, Any]:
+    """The three groups of cases; at once in a quick (smoke) run, whose figures mean
+    nothing anyway, one after the other when measuring."""
+    if quick:
+        with ThreadPoolExecutor(3) as pool:
+            http_f = pool.submit(http_cases, sizes, repeats)
+            pg_f = pool.submit(postgres_cases, sizes, repeats)
+            load_f = pool.submit(load_cases, sizes, repeats)
+            http, (pg, version), (demo, p4) = http_f.result(), pg_f.result(), load_f.result()
+    else:
+        http = http_cases(sizes, repeats)
+        pg, version = postgres_cases(sizes, repeats)
+        demo, p4 = load_cases(sizes, repeats)
+    return {**http, **pg, **demo}, version, p4
+
+
+def run_suite(repeats: int = 3, quick: bool = False, profile: bool | None = None) -> dict[str, Any]:
+    machine = machine_facts()  # before the load of the runs
+    sizes = QUICK if quick else FULL
+    series, pg_version, p4 = run_groups(sizes, repeats, quick)
     medians = {name: s.median() for name, s in series.items()}
     medians["p4"] = p4
     medians["p6_demo"]["step_s"] = series["p6_demo"].runs[0]["step_s"]
