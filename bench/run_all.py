@@ -31,6 +31,21 @@ def _load(folder: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+README = RESULTS_DIR.parents[1] / "README.md"
+README_START, README_END = "<!-- bench-targets:start -->", "<!-- bench-targets:end -->"
+
+
+def update_readme(document: dict[str, Any]) -> None:
+    """The README's targets table (between its markers) from a full run's targets.json."""
+    text = README.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    body = [summary_targets.machine_line(document), "", *summary_targets.table(document["targets"])]
+    README.write_text(head + README_START + "\n" + "\n".join(body) + "\n" + README_END + tail)
+
+
 def write_summary(folder: Path) -> Path:
     lines = summary_targets.render(_load(folder, "targets"))
     scs, persisted = _load(folder, "service_call_streaming"), _load(folder, "persist")
@@ -40,6 +55,9 @@ def write_summary(folder: Path) -> Path:
         text = text + details.split("\n", 2)[2] if text else details
     path = folder / "summary.md"
     path.write_text(text)
+    targets_document = _load(folder, "targets")
+    if folder == RESULTS_DIR and targets_document and not targets_document.get("quick"):
+        update_readme(targets_document)
     return path
 
 
