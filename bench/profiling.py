@@ -4,7 +4,9 @@
 own time (`pstats`). The case runs as in the measured run (a fresh process, the same
 arguments) against a fresh page server / PostgreSQL database / generated folder, so
 the profile shows what bounds the figure; cProfile's own overhead inflates pure-Python
-calls, so read shares, not seconds.
+calls, so read shares, not seconds. cProfile sees the main thread only: time spent in
+other threads (steps run in threads of the run worker, forEach's event loop) shows as
+the main thread waiting on them.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def profile_missed(
         log(f"targets: {key} missed; profiling into {out}")
         try:
             profile_case(key, series, out, workflows)
-            result["profile"] = str(out.relative_to(REPO_ROOT))
+            inside = out.resolve().is_relative_to(REPO_ROOT)
+            result["profile"] = str(out.resolve().relative_to(REPO_ROOT) if inside else out)
         except Exception as error:  # a failed profile must not lose the results
             result["profile"] = f"profiling failed: {error}"[:500]
