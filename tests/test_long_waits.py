@@ -32,7 +32,7 @@ from translators.run_status import workflow_status
 from translators.run_worker import process_start
 
 JOB = "app__later"
-STALL_SECONDS = 10
+STALL_SECONDS = 15
 
 
 def later_workflow(duration: str) -> dict:
@@ -120,6 +120,8 @@ def test_a_long_wait_pauses_and_is_resumed_by_hand_with_now(setup, capsys) -> No
     assert "--now" in capsys.readouterr().err
     assert children(instance, paused.run_id) == []
     assert active_run_with_key(instance, "k1") == paused.run_id
+    again = workflows("run", "app/inAnHour", "--defs", str(defs), "--idempotency-key", "k1")
+    assert again.returncode == 1 and "still active" in again.stderr, again.stdout + again.stderr
 
     resumed = subprocess.Popen(
         [sys.executable, "-m", "translators", "resume", paused.run_id, "--now",
@@ -130,12 +132,12 @@ def test_a_long_wait_pauses_and_is_resumed_by_hand_with_now(setup, capsys) -> No
         wait_for(lambda: stalled(server) or resumed.poll() is not None, 120, "the continuation")
         listed = workflows("runs", "app/inAnHour", "--defs", str(defs))
         # The continuation took the key over from its paused parent.
-        again = workflows("run", "app/inAnHour", "--defs", str(defs), "--idempotency-key", "k1")
+        holder = active_run_with_key(instance, "k1")
     finally:
         out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out + err
-    assert again.returncode == 1 and "still active" in again.stderr, again.stdout + again.stderr
     [continuation] = children(instance, paused.run_id)
+    assert holder == continuation.run_id
     assert line_of(listed.stdout, continuation.run_id).startswith("RESUMING"), listed.stdout
     paused_line = line_of(listed.stdout, paused.run_id)
     assert paused_line.startswith("PAUSED") and "until" in paused_line, paused_line
