@@ -41,7 +41,6 @@ and every other row is written.
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import time
@@ -49,18 +48,17 @@ from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from resources.app_db_schema import (
     AppDatabaseError,
     TableInfo,
-    csv_ready,
     first_line,
     inspect_table,
     python_values,
 )
+from resources.persist_copy import Chunk, CopyInto, Prefetch, column_type_oids
 from resources.persist_markers import (
     claim_marker,
     ensure_marker_table,
@@ -68,7 +66,6 @@ from resources.persist_markers import (
     stage_table_name,
 )
 from resources.persist_request import PersistRequest, PersistResult, RowErrors, check_target
-from resources.pg_binary_copy import SIGNATURE, TRAILER, Encoder, encode, encoder_for
 
 __all__ = ["PersistRequest", "PersistResult", "persist_batches"]
 
@@ -150,10 +147,15 @@ class _Writer:
         self.row = _q(conn, ROW_COLUMN)
         self.cols = ", ".join(_q(conn, c) for c in columns)
         self.staged = 0
+        self.stage_types: list[int] = []
+        self.into_stage: CopyInto | None = None
+        self.into_target: CopyInto | None = None
+        if self.copy:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            self.into_stage = CopyInto(raw, self.stage, self.cols, self.row)
+            self.into_target = CopyInto(raw, self.target, self.cols, None)
         self.indexed = False
-        self.stage_oids: list[int] = []
-        self.encoders: list[Encoder] | None = None  # binary COPY into the stage, when known
-        self.binary_rows = 0
         self.null_keys = False  # a staged chunk had a NULL in an upsert key column
         # SQLite applies the rows in order, so a repeated key's last row wins by itself.
         self.deduplicate = False
@@ -168,8 +170,8 @@ class _Writer:
             written = self._upsert_in_groups(batches)
             self._log_staged()
             return written
-        for chunk in self._chunks(batches):
-            self._stage_chunk(chunk)
+        for batch in self._chunks(batches):
+            self._stage_chunk(self._encoded(Chunk(batch, self.staged + 1), encode=False))
         self._log_staged()
         if self.copy:
             self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
@@ -185,7 +187,8 @@ class _Writer:
     def _log_staged(self) -> None:
         how = "executemany"
         if self.copy:
-            how = f"COPY ({self.binary_rows} binary, {self.staged - self.binary_rows} csv)"
+            binary = self.into_stage.binary_rows if self.into_stage else 0
+            how = f"COPY ({binary} binary, {self.staged - binary} csv)"
         log.debug("staged %d rows for %s via %s", self.staged, self.request.table, how)
 
     def _chunks(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -205,7 +208,8 @@ class _Writer:
         for chunk in self._chunks(batches):
             first = self.staged + 1
             self.staged += chunk.num_rows
-            load = self._copy_loader(chunk, first, into_target=True)
+            assert self.into_target is not None
+            load = self.into_target.loader(Chunk(chunk, first))
             written += self._bisect(first, self.staged, load)
         return written
 
@@ -216,14 +220,31 @@ class _Writer:
         again by it: the last row still wins.
         """
         written = merged = 0
-        for chunk in self._chunks(batches):
-            self._stage_chunk(chunk)
-            if self.staged - merged >= MERGE_ROWS:
-                written += self._merge_group(merged + 1)
-                merged = self.staged
+        chunks = Prefetch(self._read_ahead(batches))
+        try:
+            for chunk in chunks:
+                self._stage_chunk(chunk)
+                if self.staged - merged >= MERGE_ROWS:
+                    written += self._merge_group(merged + 1)
+                    merged = self.staged
+        finally:
+            chunks.close()
         if self.staged > merged:
             written += self._merge_group(merged + 1)
         return written
+
+    def _read_ahead(self, batches: Iterable[pa.RecordBatch]) -> Iterator[Chunk]:
+        """The chunks with their binary form (runs on the Prefetch thread)."""
+        first = 1
+        for batch in self._chunks(batches):
+            yield self._encoded(Chunk(batch, first), encode=True)
+            first += batch.num_rows
+
+    def _encoded(self, chunk: Chunk, *, encode: bool) -> Chunk:
+        if self.into_stage is not None:
+            self.into_stage.prepare(chunk.batch.schema, self.stage_types)
+            chunk = self.into_stage.encode_all(chunk) if encode else chunk
+        return chunk
 
     def _merge_group(self, first: int) -> int:
         if self.null_keys:
@@ -239,74 +260,19 @@ class _Writer:
             f"CREATE TEMP TABLE {self.stage}{on_commit} AS SELECT {self.cols}, "
             f"CAST(NULL AS BIGINT) AS {self.row} FROM {self.target} LIMIT 0"
         )
-        if self.copy:
-            # The stage's own column types (base types only: a domain has its own OID and
-            # goes through CSV, where its checks apply as they always did).
-            oids = self.conn.execute(
-                sa.text(
-                    "SELECT atttypid::int FROM pg_catalog.pg_attribute WHERE attrelid ="
-                    " CAST(:stage AS regclass) AND attnum > 0 AND NOT attisdropped"
-                    " ORDER BY attnum"
-                ),
-                {"stage": self.stage},
-            ).scalars()
-            self.stage_oids = list(oids)
+        if self.into_stage is not None:
+            self.stage_types = column_type_oids(self.conn, self.stage)
 
-    def _stage_chunk(self, chunk: pa.RecordBatch) -> None:
-        first = self.staged + 1
-        self.staged += chunk.num_rows
+    def _stage_chunk(self, chunk: Chunk) -> None:
+        first, batch = chunk.first, chunk.batch
+        self.staged += batch.num_rows
         key = self.request.upsert_key or []
-        self.null_keys = self.null_keys or any(chunk.column(c).null_count for c in key)
-        load = self._copy_loader(chunk, first) if self.copy else self._insert_loader(chunk, first)
-        self._bisect(first, self.staged, load)
-
-    def _copy_loader(
-        self, chunk: pa.RecordBatch, first: int, *, into_target: bool = False
-    ) -> Callable[[int, int], int]:
-        """Rows lo..hi of the chunk into a COPY: binary into the stage when every column
-        has an encoder (`resources.pg_binary_copy`), else CSV (written by Arrow, in C++)."""
-        table = csv_ready(chunk)
-        columns = list(chunk.columns)
-        encoders = None
-        if into_target:
-            sql = f"COPY {self.target} ({self.cols}) FROM STDIN (FORMAT csv)"
+        self.null_keys = self.null_keys or any(batch.column(c).null_count for c in key)
+        if self.into_stage is not None:
+            load = self.into_stage.loader(chunk)
         else:
-            numbers = pa.array(range(first, first + chunk.num_rows), type=pa.int64())
-            table = table.append_column(ROW_COLUMN, numbers)
-            columns.append(numbers)
-            encoders = self._encoders(chunk.schema)
-            sql = f"COPY {self.stage} ({self.cols}, {self.row}) FROM STDIN (FORMAT csv)"
-        options = pa_csv.WriteOptions(include_header=False)
-        raw = self.conn.connection.driver_connection
-        assert raw is not None
-
-        def load(lo: int, hi: int) -> int:
-            start, count = lo - first, hi - lo + 1
-            data = encode([c.slice(start, count) for c in columns], encoders) if encoders else None
-            if data is not None:  # a value that does not fit goes through CSV and the server
-                with raw.cursor() as cur, cur.copy(sql.replace("csv", "binary")) as copy:
-                    copy.write(SIGNATURE)
-                    copy.write(data)
-                    copy.write(TRAILER)
-                self.binary_rows += count
-                return count
-            buffer = io.BytesIO()
-            pa_csv.write_csv(table.slice(start, count), buffer, options)
-            with raw.cursor() as cur, cur.copy(sql) as copy:
-                copy.write(buffer.getbuffer())
-            return count
-
-        return load
-
-    def _encoders(self, schema: pa.Schema) -> list[Encoder] | None:
-        """Binary encoders of the stage's columns (the row number last), or None for CSV."""
-        if self.encoders is None:
-            types = [*schema.types, pa.int64()]
-            found = [encoder_for(t, oid) for t, oid in zip(types, self.stage_oids, strict=True)]
-            self.encoders = [e for e in found if e is not None]
-            if len(self.encoders) < len(found):
-                self.encoders = []
-        return self.encoders or None
+            load = self._insert_loader(batch, first)
+        self._bisect(first, self.staged, load)
 
     def _insert_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
         """Rows lo..hi of the chunk through `executemany` (SQLite, other drivers)."""
