@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 import translators.definitions as definitions
-from tests.support.jobs import PROJECT_ROOT, write_defs
+from tests.support.jobs import PROJECT_ROOT, REAL_DEFS, write_defs
 from translators.job_builder import executor_for
 from translators.loader import load_definitions
 from translators.schedules import run_config_for
@@ -173,3 +173,27 @@ def test_independent_steps_overlap_in_the_run_worker(
     (left_start, left_end), (right_start, right_end) = windows["left"], windows["right"]
     assert left_start < right_end and right_start < left_end, "the two windows overlap"
     assert pids == {os.getpid()}, "the steps ran in this process, not one process each"
+
+
+def test_the_location_builds_a_job_when_asked_and_matches_the_definitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded = load_definitions(REAL_DEFS)
+    built: list[str] = []
+    real = definitions.build_job
+
+    def counting(workflow: Any, *args: Any, **kwargs: Any) -> dg.JobDefinition:
+        built.append(workflow.job_name)
+        return real(workflow, *args, **kwargs)
+
+    monkeypatch.setattr(definitions, "build_job", counting)
+    repo = definitions.build_repository(loaded)
+    assert built == [], "loading the location builds no job"
+    job = repo.get_job("demo_shop__syncEnrichedOrders")
+    assert built == ["demo_shop__syncEnrichedOrders"]
+    full = definitions.build_definitions(loaded).get_repository_def()
+    assert repo.name == full.name, "runs and schedule states keep their repository"
+    assert sorted(repo.job_names) == sorted(full.job_names)
+    assert set(job.resource_defs) == set(full.get_job(job.name).resource_defs)
+    assert {s.name for s in repo.schedule_defs} == {s.name for s in full.schedule_defs}
+    assert {s.name for s in repo.sensor_defs} == {s.name for s in full.sensor_defs}

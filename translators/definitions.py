@@ -7,11 +7,17 @@ network and no app database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.repository_definition import (
+    SINGLETON_REPOSITORY_NAME,
+    CachingRepositoryData,
+)
+from dagster._core.execution.build_resources import wrap_resources_for_execution
 
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
@@ -63,7 +69,16 @@ def build_definitions(loaded: LoadResult, only: Collection[str] | None = None) -
     schedules = [
         build_schedule(s, jobs[s.workflow]) for s in loaded.schedules if s.workflow in jobs
     ]
-    resources: dict[str, object] = {
+    return dg.Definitions(
+        jobs=list(jobs.values()),
+        schedules=schedules,
+        sensors=build_sensors(),
+        resources=_resources(loaded),
+    )
+
+
+def _resources(loaded: LoadResult) -> dict[str, Any]:
+    resources: dict[str, Any] = {
         TABLE_STORE_KEY: TableStoreResource(),
         APP_DB_KEY: AppDatabaseResource(),
         # Step outputs are small table handles; the instance's storage folder keeps them
@@ -72,19 +87,81 @@ def build_definitions(loaded: LoadResult, only: Collection[str] | None = None) -
     }
     for name, spec in loaded.services.items():
         resources[service_resource_key(name)] = service_resource(spec)
+    return resources
+
+
+def build_sensors() -> list[dg.SensorDefinition]:
+    """The location's sensors, the same whether its jobs are built at once or lazily."""
     sensors: list[dg.SensorDefinition] = []
     sensors.append(housekeeping_sensor)  # table store retention
     sensors.append(build_resume_sensor())  # continues runs paused at a long wait (SPEC 5.6)
-    return dg.Definitions(
-        jobs=list(jobs.values()), schedules=schedules, sensors=sensors, resources=resources
+    return sensors
+
+
+def build_repository(loaded: LoadResult) -> dg.RepositoryDefinition:
+    """The code location with every job built only when asked for (issue 8).
+
+    Building 500 jobs costs seconds; loading the location, a `workflows run` or a step
+    process needs names, or one job. Same content as `build_definitions`: each job gets
+    the location's resources bound, as `Definitions` binds them; the repository keeps
+    Definitions' name so runs and schedule states recorded before still match.
+    """
+    bound = wrap_resources_for_execution(_resources(loaded))
+    built: dict[str, dg.JobDefinition] = {}
+
+    def job(name: str) -> dg.JobDefinition:
+        if name not in built:
+            raw = _build_jobs(loaded, {name})[name]
+            built[name] = raw.with_top_level_resources({**bound, **raw.resource_defs})
+        return built[name]
+
+    names = [w.job_name for w in loaded.workflows] + [b.job_name for b in loaded.broken]
+    backfills = _backfills(loaded)
+    content = {
+        "jobs": {name: _later(job, name) for name in names},
+        "schedules": {
+            s.schedule_name: _later(_schedule, s, backfills.get(s.workflow))
+            for s in loaded.schedules
+            if s.workflow in names
+        },
+        "sensors": {sensor.name: _later(_same, sensor) for sensor in build_sensors()},
+    }
+    return dg.RepositoryDefinition(
+        name=SINGLETON_REPOSITORY_NAME,
+        repository_data=CachingRepositoryData.from_dict(content),
     )
 
 
-def _build_jobs(loaded: LoadResult, only: Collection[str] | None) -> dict[str, dg.JobDefinition]:
+def _schedule(schedule: SchedulePlan, backfill: SchedulePlan | None) -> dg.ScheduleDefinition:
+    # Dagster loads every schedule with the location: by job name, not by building it.
+    partitions_def = partitions_for(backfill) if backfill else None
+    return build_schedule(schedule, schedule.workflow, partitions_def)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _later(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """`fn(*args)` when called: Dagster takes plain functions only, not partials."""
+
+    def build() -> Any:
+        return fn(*args)
+
+    return build
+
+
+def _backfills(loaded: LoadResult) -> dict[str, SchedulePlan]:
+    """Job name -> the schedule whose backfillStart makes the job partitioned."""
     partitions: dict[str, SchedulePlan] = {}
     for schedule in loaded.schedules:
         if schedule.spec.backfill_start is not None:
             partitions.setdefault(schedule.workflow, schedule)
+    return partitions
+
+
+def _build_jobs(loaded: LoadResult, only: Collection[str] | None) -> dict[str, dg.JobDefinition]:
+    partitions = _backfills(loaded)
     jobs: dict[str, dg.JobDefinition] = {}
     for workflow in loaded.workflows:
         if only is not None and workflow.job_name not in only:
@@ -142,6 +219,11 @@ def _definitions_from(folder: Path) -> dg.Definitions:
 
 
 @cache
+def _repository_from(folder: Path) -> dg.RepositoryDefinition:
+    return build_repository(_plans_from(folder))
+
+
+@cache
 def _job_from(folder: Path, name: str) -> dg.JobDefinition:
     return build_definitions(_plans_from(folder), only={name}).resolve_job_def(name)
 
@@ -153,7 +235,7 @@ def job_by_name(name: str) -> dg.JobDefinition:
 
 
 @dg.definitions
-def defs() -> dg.Definitions:
-    """The code location, built when Dagster loads it, not when this module is imported
-    (a process that runs one job imports it too)."""
-    return load()[1]
+def defs() -> dg.RepositoryDefinition:
+    """The code location, loaded when Dagster loads it, not when this module is imported
+    (a process that runs one job imports it too); its jobs are built when asked for."""
+    return _repository_from(defs_dir())

@@ -45,13 +45,21 @@ def run_config_for(
     return {"ops": {VARIABLES_OP: {"config": config}}}
 
 
-def build_schedule(schedule: SchedulePlan, job: dg.JobDefinition) -> dg.ScheduleDefinition:
+def build_schedule(
+    schedule: SchedulePlan,
+    job: dg.JobDefinition | str,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.ScheduleDefinition:
+    """`job` may be just its name (with its `partitions_def`): a location whose jobs are
+    built lazily does not build them for its schedules."""
     spec = schedule.spec
-    partitions_def = job.partitions_def
+    if isinstance(job, dg.JobDefinition):
+        partitions_def = job.partitions_def
+    job_name = job.name if isinstance(job, dg.JobDefinition) else job
 
     def evaluate(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        if spec.skip_if_running and _has_active_run(context.instance, job.name):
-            return dg.SkipReason(f"a run of {job.name} is still active (skipIfRunning)")
+        if spec.skip_if_running and _has_active_run(context.instance, job_name):
+            return dg.SkipReason(f"a run of {job_name} is still active (skipIfRunning)")
         tick = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
         partition_key = None
         if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
@@ -67,7 +75,7 @@ def build_schedule(schedule: SchedulePlan, job: dg.JobDefinition) -> dg.Schedule
         name=schedule.schedule_name,
         cron_schedule=spec.cron,
         execution_timezone=spec.timezone,
-        job=job,
+        **({"job": job} if isinstance(job, dg.JobDefinition) else {"job_name": job}),
         execution_fn=evaluate,
         description=spec.description or f"{spec.name} from {schedule.file}",
         # Decision: a schedule in schedules.json is meant to run; switching each one on
