@@ -256,7 +256,7 @@ class StepCheckpoint:
             return
         for part in sorted(self.folder.glob("part-*.parquet")):
             if (part.with_suffix(".json")).exists():
-                parquet = pq.ParquetFile(part)
+                parquet = pq.ParquetFile(part, pre_buffer=False)
                 try:
                     writer.write_batches(parquet.iter_batches(batch_size=self.part_rows))
                 finally:
