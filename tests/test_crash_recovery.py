@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from tests.support.cli import workflows
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import write_defs
+from tests.support.waiting import wait_for
 from translators.instance_db import WORKERS, connect
 
 STALL_SECONDS = 12
@@ -65,16 +66,6 @@ def use_postgres(home: Path, url: str) -> None:
     (home / "dagster.yaml").write_text(
         f"storage:\n  postgres:\n    postgres_url: '{pg}'\ntelemetry:\n  enabled: false\n"
     )
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def stalled(server: LocalHTTPServer) -> bool:

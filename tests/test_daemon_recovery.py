@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +15,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from tests.support.daemon import BIN, INSTANCE_CONFIGS, running_daemon, use_instance_config
 from tests.support.http_server import LocalHTTPServer
-from tests.support.jobs import PROJECT_ROOT
-from tests.test_crash_recovery import stalled, started_steps, wait_for, write_crash_defs
+from tests.support.waiting import wait_for
+from tests.test_crash_recovery import stalled, started_steps, write_crash_defs
 from translators.instance_db import WORKERS, connect
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -32,42 +29,20 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
         yield srv
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(params=INSTANCE_CONFIGS)
+def daemon(
+    tmp_path: Path,
+    server: LocalHTTPServer,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Path]:
+    """The daemon on the project's dagster.yaml (SQLite) and on deploy/dagster.yaml
+    (PostgreSQL), as the README's deployment section runs it."""
     defs = write_crash_defs(tmp_path / "defs")
     monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
-    shutil.copyfile(
-        PROJECT_ROOT / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
-    )
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n  - python_module:\n      module_name: translators.definitions\n"
-        f"      working_directory: {PROJECT_ROOT}\n      location_name: workflows\n"
-    )
-    # Storage is created here first: the daemon and `dagster job launch` would race for it.
-    with connect(dg.DagsterInstance.get()):
-        pass
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its code server stays in a group of our own
-    )
-    try:
-        instance = dg.DagsterInstance.get()
-        wait_for(lambda: instance.get_daemon_heartbeats(), 120, "the daemon to start")
+    use_instance_config(request.param, request, monkeypatch)
+    with running_daemon(tmp_path) as workspace:
         yield workspace
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-        print((tmp_path / "daemon.log").read_text()[-6000:])
 
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,9 +19,11 @@ import pytest
 
 from tests.support.app_tables import execute, rows
 from tests.support.cli import workflows
+from tests.support.daemon import BIN, INSTANCE_CONFIGS, running_daemon, use_instance_config
 from tests.support.http_server import LocalHTTPServer
-from tests.support.jobs import PROJECT_ROOT, write_defs
-from tests.test_crash_recovery import stalled, started_steps, wait_for
+from tests.support.jobs import write_defs
+from tests.support.waiting import wait_for
+from tests.test_crash_recovery import stalled, started_steps
 from tests.test_daemon_recovery import worker_pid
 from translators import cli_runs
 from translators.pause import PAUSED_UNTIL_TAG
@@ -53,9 +53,6 @@ def later_workflow(duration: str) -> dict:
                 "fieldMapping": {"id": "id", "name": "name"}}},
         ],
     }  # fmt: skip
-
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -175,40 +172,15 @@ def test_a_paused_run_is_resumed_by_hand_when_due(setup) -> None:
     assert rows(url, "SELECT id, name FROM saved ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, setup) -> Iterator[Path]:
-    """A real `dagster-daemon` (schedules, sensors, run queue, run retries) on the project's
-    `dagster.yaml`; stopped by its PID, its process group killed only if it hangs."""
-    shutil.copyfile(
-        PROJECT_ROOT / "dagster.yaml", Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
-    )
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n  - python_module:\n      module_name: translators.definitions\n"
-        f"      working_directory: {PROJECT_ROOT}\n      location_name: workflows\n"
-    )
-    from translators.instance_db import connect
-
-    with connect(dg.DagsterInstance.get()):
-        pass  # storage first: the daemon and `dagster job launch` would race for it
-    log = (tmp_path / "daemon.log").open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        instance = dg.DagsterInstance.get()
-        wait_for(lambda: instance.get_daemon_heartbeats(), 120, "the daemon to start")
+@pytest.fixture(params=INSTANCE_CONFIGS)
+def daemon(
+    tmp_path: Path, setup, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """The daemon on the project's dagster.yaml (SQLite) and on deploy/dagster.yaml
+    (PostgreSQL), as the README's deployment section runs it."""
+    use_instance_config(request.param, request, monkeypatch)
+    with running_daemon(tmp_path) as workspace:
         yield workspace
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-        print((tmp_path / "daemon.log").read_text()[-6000:])
 
 
 def test_the_resume_sensor_continues_a_paused_run_under_the_daemon(daemon: Path, setup) -> None:
