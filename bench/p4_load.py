@@ -9,6 +9,9 @@ worker or a step process pays), so Python's own start is in every figure:
   rebuild its job from the reconstructable target (`translators.cli_runs.reconstructable`),
   once with the N-workflow folder and once with a folder holding only that workflow.
 
+All share one fresh data folder, so the first `load` finds the plan cache cold (its
+`runs_s[0]`) and the later ones warm, as a restarted code server does.
+
 The workflows come from `bench.generate_defs.generate_workflows(folder, n)` when that
 module exists, else from `placeholder_workflows` below (8 steps, 3 of them SQL).
 """
@@ -152,7 +155,9 @@ def measure(root: Path, workflows: int, repeats: int) -> dict[str, Any]:
     single = job_names(one)[0]
     if single not in jobs:
         raise RuntimeError(f"{single} is not among the generated jobs of the big folder")
-    many_env = {"WORKFLOW_DEFS_DIR": str(many)}
+    # A data folder of their own: the plan cache in it is cold for the first `load` only.
+    data = {"WORKFLOWS_DATA_DIR": str(root / "data")}
+    many_env = {"WORKFLOW_DEFS_DIR": str(many), **data}
     step_code = STEP_LOAD_SCRIPT.format(job=single)
     return {
         "generator": name,
@@ -161,6 +166,6 @@ def measure(root: Path, workflows: int, repeats: int) -> dict[str, Any]:
         "import_dagster": median_of(repeats, "import dagster"),
         "load": median_of(repeats, LOAD_SCRIPT.format(n=len(jobs)), many_env),
         "step_load_many": median_of(repeats, step_code, many_env),
-        "step_load_one": median_of(repeats, step_code, {"WORKFLOW_DEFS_DIR": str(one)}),
+        "step_load_one": median_of(repeats, step_code, {"WORKFLOW_DEFS_DIR": str(one), **data}),
         "step_job": single,
     }

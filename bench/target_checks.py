@@ -193,7 +193,10 @@ def p4(m: Medians, sizes: Mapping[str, Any]) -> dict[str, Any]:
                 many - one <= STEP_LOAD_TOLERANCE_S,
             ),
         ],
-        ["ratio = seconds added over the comparator; each figure a median of fresh processes"],
+        [
+            "ratio = seconds added over the comparator; each figure a median of fresh processes",
+            f"first load, plan cache cold: {r['load']['runs_s'][0]} s",
+        ],
     )
 
 
