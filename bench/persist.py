@@ -17,14 +17,24 @@ tests run it); SQLite is a file in the case's temporary folder (WAL, as the app
 databases run).
 
 `python -m bench.persist [--repeats 3] [--quick]` writes `bench/results/persist.json`.
+
+P3's comparators, the same rows written without the product (`compare_*`, each into a
+fresh database of the server, timing only the write, conversion from Arrow included):
+`compare_copy_text` (text COPY, CSV written by Arrow, into an empty table),
+`compare_executemany_upsert` (psycopg 3 `executemany` of `INSERT ... ON CONFLICT`, from
+the upsert case's starting point) and `compare_to_sql` (pandas `to_sql`, method=None, into
+an empty table). `python -m bench.persist compare [--rows N] [--repeats R]` runs the
+upsert case and the three alternately and prints each rate and the upsert's ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +168,112 @@ def case_persist(db: str, rows: int, mode: str) -> dict[str, Any]:
     }
 
 
+# --- P3's comparators (in this process, each into a fresh database) ----------------------
+
+
+def source_table(rows: int) -> Any:
+    """The case's rows as an Arrow table (DuckDB runs `source_sql`)."""
+    import duckdb
+
+    with duckdb.connect() as conn:
+        return conn.sql(source_sql(rows)).to_arrow_table()
+
+
+def _timed(kind: str, rows: int, seconds: float) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds),
+    }
+
+
+def compare_copy_text(server_url: str, rows: int) -> dict[str, Any]:
+    """Text COPY (CSV written by Arrow, 10k rows a COPY) into an empty table: rows/s."""
+    import io
+
+    import psycopg
+    import pyarrow.csv as pa_csv
+
+    table = source_table(rows)
+    statement = f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)"
+    options = pa_csv.WriteOptions(include_header=False)
+    with fresh_database(server_url) as url:
+        prepare_table(url, rows, "append")
+        with psycopg.connect(_conninfo(url)) as conn:
+            started = time.perf_counter()
+            for batch in table.to_batches(max_chunksize=10_000):
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, options)
+                with conn.cursor() as cur, cur.copy(statement) as copy:
+                    copy.write(buffer.getbuffer())
+            conn.commit()
+            seconds = time.perf_counter() - started
+        check_table(url, rows)
+    return _timed("copy_text", rows, seconds)
+
+
+def compare_executemany_upsert(server_url: str, rows: int) -> dict[str, Any]:
+    """psycopg 3 `executemany` of INSERT ... ON CONFLICT (id) DO UPDATE, 10k rows a call,
+    into the upsert case's starting point (every other key present): rows/s."""
+    import psycopg
+
+    table = source_table(rows)
+    marks = ", ".join(["%s"] * len(COLUMNS))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+    sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks}) "
+    sql += f"ON CONFLICT (id) DO UPDATE SET {updates}"
+    with fresh_database(server_url) as url:
+        prepare_table(url, rows, "upsert")
+        with psycopg.connect(_conninfo(url)) as conn:
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                for batch in table.to_batches(max_chunksize=10_000):
+                    values = [batch.column(c).to_pylist() for c in COLUMNS]
+                    cur.executemany(sql, list(zip(*values, strict=True)))
+            conn.commit()
+            seconds = time.perf_counter() - started
+        check_table(url, rows)
+    return _timed("executemany_upsert", rows, seconds)
+
+
+def compare_to_sql(server_url: str, rows: int = 100_000) -> dict[str, Any]:
+    """pandas `DataFrame.to_sql(method=None)` through SQLAlchemy (psycopg 3) into an empty
+    table: rows/s (P3 compares per row; it is measured on 100k rows)."""
+    frame = source_table(rows).to_pandas()
+    with fresh_database(server_url) as url:
+        prepare_table(url, rows, "append")
+        engine = sa.create_engine(url)
+        try:
+            started = time.perf_counter()
+            frame.to_sql(TABLE, engine, if_exists="append", index=False, method=None)
+            seconds = time.perf_counter() - started
+        finally:
+            engine.dispose()
+        check_table(url, rows)
+    return _timed("to_sql", rows, seconds)
+
+
+def compare(rows: int, repeats: int, to_sql_rows: int = 100_000) -> dict[str, Any]:
+    """The upsert case (a fresh process) and the comparators, alternately; medians."""
+    import statistics
+
+    runs: dict[str, list[float]] = {"upsert": [], "copy_text": [], "executemany": [], "to_sql": []}
+    with postgres_server() as server_url:
+        for attempt in range(repeats):
+            log(f"compare run {attempt + 1}/{repeats}")
+            upsert = _series("postgres", "upsert", rows, 1, server_url).runs[0]
+            runs["upsert"].append(upsert["rows_per_s"])
+            runs["copy_text"].append(compare_copy_text(server_url, rows)["rows_per_s"])
+            runs["executemany"].append(compare_executemany_upsert(server_url, rows)["rows_per_s"])
+            runs["to_sql"].append(compare_to_sql(server_url, to_sql_rows)["rows_per_s"])
+    medians = {k: statistics.median(v) for k, v in runs.items()}
+    ratios = {
+        f"upsert/{k}": round(medians["upsert"] / medians[k], 2) for k in runs if k != "upsert"
+    }
+    return {"rows": rows, "runs": runs, "medians": medians, "ratios": ratios}
+
+
 # --- the driver -------------------------------------------------------------------------
 
 FULL_ROWS = (100_000, 1_000_000)
@@ -256,6 +372,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--rows", type=int, required=True)
         args = parser.parse_args(argv[1:])
         emit_result(case_persist(args.db, args.rows, args.mode))
+        return
+    if argv[:1] == ["compare"]:
+        parser = argparse.ArgumentParser(prog=f"python -m {MODULE} compare")
+        parser.add_argument("--rows", type=int, default=1_000_000)
+        parser.add_argument("--repeats", type=int, default=3)
+        args = parser.parse_args(argv[1:])
+        print(json.dumps(compare(args.rows, args.repeats), indent=2))
         return
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
     parser.add_argument("--repeats", type=int, default=3)
