@@ -39,7 +39,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -48,6 +48,9 @@ from resources.paginators import Paginator
 from resources.rate_limit import RateLimiter
 from resources.secrets import redact, redact_url
 from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
+
+if TYPE_CHECKING:
+    from resources.service_foreach import ForEachRun
 
 
 class ServiceCallError(Exception):
@@ -263,6 +266,46 @@ class ServiceResource(ConfigurableResource):
         Args:
             rate_limit_per_second: a limit of this forEach on top of the service's own.
         """
+        return self._for_each_run(
+            build_request, parallel, on_item_error, item_key, rate_limit_per_second, stats
+        ).outcomes(items)
+
+    def for_each_into(
+        self,
+        items: Iterable[dict[str, Any]],
+        build_request: Callable[[dict[str, Any]], CallRequest],
+        handle: Callable[[ItemOutcome], None],
+        *,
+        parallel: int = 1,
+        on_item_error: Literal["fail", "skip"] = "fail",
+        item_key: str | None = None,
+        rate_limit_per_second: float | None = None,
+        stats: CallStats | None = None,
+    ) -> None:
+        """`for_each`, with each outcome passed to `handle` as it finishes; returns when all
+        items are done.
+
+        `handle` runs on the thread of the forEach loop (one at a time), so the caller's
+        work per item does not compete with the loop for the GIL; an exception it raises
+        stops the forEach and is raised here. A failed item under `on_item_error="fail"`
+        raises `ServiceCallError` without reaching `handle`.
+        """
+        run = self._for_each_run(
+            build_request, parallel, on_item_error, item_key, rate_limit_per_second, stats
+        )
+        run.handle = handle
+        for _ in run.outcomes(items):
+            raise AssertionError("an outcome was queued instead of handled")
+
+    def _for_each_run(
+        self,
+        build_request: Callable[[dict[str, Any]], CallRequest],
+        parallel: int,
+        on_item_error: Literal["fail", "skip"],
+        item_key: str | None,
+        rate_limit_per_second: float | None,
+        stats: CallStats | None,
+    ) -> ForEachRun:
         from resources.service_foreach import ForEachRun  # import cycle
         from resources.service_http import Session
 
@@ -271,7 +314,7 @@ class ServiceResource(ConfigurableResource):
         if on_item_error not in ("fail", "skip"):
             raise ValueError(f"on_item_error must be 'fail' or 'skip', got {on_item_error!r}")
         step_limiter = RateLimiter(rate_limit_per_second) if rate_limit_per_second else None
-        run = ForEachRun(
+        return ForEachRun(
             session=Session.open(self, extra_limiter=step_limiter),
             build_request=build_request,
             parallel=parallel,
@@ -279,7 +322,6 @@ class ServiceResource(ConfigurableResource):
             item_key=item_key,
             stats=stats if stats is not None else CallStats(),
         )
-        return run.outcomes(items)
 
 
 def base_url_variable(service_name: str) -> str:

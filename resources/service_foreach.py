@@ -8,6 +8,13 @@ returns. Memory stays flat: a worker takes a credit before it pulls an item, and
 caller hands one back for each outcome it takes, so at most `2 * parallel` items are in
 flight or waiting at any time, however long the input.
 
+With a `handle` function (`ServiceResource.for_each_into`) each outcome is handled on the
+loop's thread as it finishes, and nothing is queued: the caller's work per item (shaping,
+the checkpoint journal) then never competes with the loop for the GIL. With two threads,
+each socket call of the loop handed the GIL to the caller, which kept it for up to the
+switch interval (5 ms): that convoy, not the HTTP client, bounded a forEach at parallel
+50. A failed item under `fail_fast` still reaches the caller, which raises it.
+
 An item whose request has a `check` (the step's preExecute, SPEC 5.5) asks it first, on a
 thread (it makes blocking calls): records it finds are the item's output and its call is
 not sent. That makes a mutation per item exactly-once across retries and re-runs.
@@ -49,8 +56,10 @@ class ForEachRun:
         fail_fast: bool,
         item_key: str | None,
         stats: CallStats,
+        handle: Callable[[ItemOutcome], None] | None = None,
     ) -> None:
         self.session = session
+        self.handle = handle
         self.build_request = build_request
         self.parallel = parallel
         self.fail_fast = fail_fast
@@ -95,7 +104,8 @@ class ForEachRun:
             if isinstance(message, BaseException):
                 raise message
             assert isinstance(message, ItemOutcome)
-            self._give_credit()
+            if self.handle is None:
+                self._give_credit()
             self.stats.tick()
             if message.error is not None and self.fail_fast:
                 raise ServiceCallError(message.error)
@@ -142,15 +152,22 @@ class ForEachRun:
         self, client: aiohttp.ClientSession, items: Iterator[tuple[int, dict[str, Any]]]
     ) -> None:
         assert self._credits is not None
+        credits = self._credits if self.handle is None else None  # nothing waits in the queue
         while True:
-            await self._credits.acquire()
+            if credits is not None:
+                await credits.acquire()
             entry = next(items, None)
             if entry is None:
-                self._credits.release()
+                if credits is not None:
+                    credits.release()
                 return
             outcome = await self._run_item(client, *entry)
-            self._queue.put(outcome)
-            if outcome.error is not None and self.fail_fast:
+            failed = outcome.error is not None and self.fail_fast
+            if self.handle is not None and not failed:
+                self.handle(outcome)  # an exception stops the forEach; the caller raises it
+            else:
+                self._queue.put(outcome)
+            if failed:
                 raise _FailFast
 
     async def _run_item(

@@ -1,5 +1,6 @@
 """forEach: one call per row of an earlier table, inside one op, with bounded concurrency
-(SPEC 5.2). Finished items go to the step's checkpoint and are skipped on resume.
+(SPEC 5.2). Finished items go to the step's checkpoint (on the forEach loop's thread, see
+`ServiceResource.for_each_into`) and are skipped on resume.
 
 With `preExecute` (SPEC 5.5) each item asks it first: an item it finds records for is
 finished with those records (through the fieldMapping, with that item) and not called.
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from resources.checkpoints import StepCheckpoint, key_text
+from resources.service import ItemOutcome
 
 if TYPE_CHECKING:
     from translators.steps.service_call import ServiceCall
@@ -59,32 +61,37 @@ def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any
         checkpoint.resume.done_keys,
     )
     rate = for_each.rate_limit.per_second if for_each.rate_limit else None
-    done = skipped = found = 0
+    counts = {"done": 0, "skipped": 0, "found": 0}
     skips: list[dict[str, Any]] = []
-    for outcome in call.service.for_each(
+
+    def handle(outcome: ItemOutcome) -> None:
+        """One finished item, on the forEach loop's thread (see `for_each_into`)."""
+        key = pending.key_of(outcome.item)
+        if outcome.error is not None:
+            # A skipped item is not finished: a later attempt tries it again.
+            counts["skipped"] += 1
+            if len(skips) < MAX_LISTED_SKIPS:
+                skips.append({"key": key, "error": outcome.error})
+            rt.log.warning(f"{rt.plan.name}: item {key!r} skipped: {outcome.error}")
+            return
+        counts["done"] += 1
+        counts["found"] += outcome.found
+        checkpoint.add_item(key, call.shape(outcome.records or [], outcome.item), outcome.pages)
+
+    call.service.for_each_into(
         pending,
         lambda item: call.request(item, pending.peek_key(item)),
+        handle,
         parallel=for_each.parallel,
         on_item_error=for_each.on_item_error,
         item_key=for_each.item_key,
         rate_limit_per_second=rate,
         stats=call.stats,
-    ):
-        key = pending.key_of(outcome.item)
-        if outcome.error is not None:
-            # A skipped item is not finished: a later attempt tries it again.
-            skipped += 1
-            if len(skips) < MAX_LISTED_SKIPS:
-                skips.append({"key": key, "error": outcome.error})
-            rt.log.warning(f"{rt.plan.name}: item {key!r} skipped: {outcome.error}")
-            continue
-        done += 1
-        found += outcome.found
-        checkpoint.add_item(key, call.shape(outcome.records or [], outcome.item), outcome.pages)
+    )
     return {
-        "items done": done,
-        "items skipped": skipped,
-        "items found by preExecute": found,
+        "items done": counts["done"],
+        "items skipped": counts["skipped"],
+        "items found by preExecute": counts["found"],
         "items done before": pending.already_done,
         "skipped items": skips,
     }
