@@ -13,9 +13,10 @@ A write is one transaction on one connection:
    lineage and step (`_wf_stage_<hash>`), and every statement names both tables with their
    schema (`temp.` / `pg_temp.` for the stage, `main.` / the target's schema for the
    target), so a user table called `_wf_stage` is written like any other. On PostgreSQL with
-   psycopg 3 this is `COPY ... (FORMAT csv)` per chunk of 10,000 rows, the CSV written by
-   Arrow (about 2x faster than `write_row`); elsewhere `executemany`. PostgreSQL parses
-   the text into the column types, so a bad value is found here.
+   psycopg 3 this is a COPY per chunk of 10,000 rows (`resources.persist_copy`): binary,
+   built by Arrow and numpy, when every column has an encoder and the values fit (the
+   server reads it about twice as fast), else CSV written by Arrow, which the server
+   parses into the column types; elsewhere `executemany`. A bad value is found here.
 4. For upsert, staged rows with a NULL in a key column are row errors (a NULL key matches
    no row, so every run would insert them again); under skip they leave the stage.
    Apply with one set-based statement from the staging table, in source order:
@@ -24,6 +25,11 @@ A write is one transaction on one connection:
    retries with only each key's last row when it refuses to touch a row twice), and for
    replaceAll a `DELETE ... WHERE (match) IN (SELECT ... FROM staging)` first. A NULL
    match value matches nothing, as in SQL.
+   A PostgreSQL upsert does steps 3 and 4 per group of MERGE_ROWS source rows, emptying
+   the stage between groups (it stays in the session's temp buffers), while a thread reads
+   and encodes the next chunks; groups apply in source order, so the last row of a key
+   repeated across groups still wins. Its merge is not sorted: a scan of the stage returns
+   the rows in the order COPY wrote them.
 5. Record the row count on the marker, run the caller's `before_commit` check (the app
    database checks that its SQLite file was not deleted meanwhile) and commit.
 
