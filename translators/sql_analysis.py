@@ -17,11 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
-from translators.sql_constants import defuse_constants
 from translators.templates import param_name
 
 SELECT_EXPECTED = "exactly one SELECT statement (CTEs allowed)"
@@ -69,6 +65,12 @@ def referenced_tables(sql: str) -> set[str]:
     Raises:
         ValueError: sqlglot cannot parse the query.
     """
+    # Imported here: a load whose files all come from the plan cache never parses SQL,
+    # and sqlglot costs a third of a second to import in every run and step process.
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
     try:
         trees = sqlglot.parse(sql, read="duckdb")
     except SqlglotError as exc:
@@ -150,6 +152,8 @@ class SqlBinder:
             SqlBindError: DuckDB's message (missing table or column, ...), or a result
                 with two columns of the same name.
         """
+        from translators.sql_constants import defuse_constants  # sqlglot: see above
+
         try:
             sql = defuse_constants(sql, self._type_of)
             with self._tables(input_schemas):
