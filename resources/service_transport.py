@@ -2,7 +2,7 @@
 
 Internal to `resources.service`. Both drivers send through `send`: the forEach loop
 awaits it on its own event loop (`resources.service_foreach`), and `BlockingSender` runs
-it for `iter_pages` on a private event loop, on a thread of its own. The blocking path
+it for `iter_pages` on a private event loop (`BlockingSender`). The blocking path
 uses asyncio too because a client's own timeouts bound each connect, write and read on its
 own: a server trickling one byte a second never trips them. `asyncio.timeout` bounds the
 whole attempt (connect, send, headers and the whole body), and one code path keeps both
@@ -266,22 +266,30 @@ def _encoding(charset: str | None) -> str:
 class BlockingSender:
     """`send` for a blocking caller (`iter_pages`): a private event loop and client.
 
-    The loop runs on a thread of its own, so a caller that is itself inside a running
-    event loop (a forEach worker asking something of a service) works too. Use as a
-    context manager; calling it sends `loop.pending` and returns the `Reply`.
+    The loop runs on the caller's thread while it sends: handing each page to a thread of
+    its own cost two thread switches per page. A caller that is itself inside a running
+    event loop (a forEach worker asking something of a service) cannot run a second loop
+    on its thread, so for it the loop runs on a thread of its own. Use as a context
+    manager; calling it sends `loop.pending` and returns the `Reply`.
     """
 
     def __init__(self, session: Session) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"http-{session.service}")
-        self._runner = asyncio.Runner()  # its loop is made, and used, on `_thread` only
+        self._service = session.service
+        self._loop = asyncio.new_event_loop()
+        self._thread: ThreadPoolExecutor | None = None
         try:
             self._client = self._run(_client_in_loop(session))
         except BaseException:
-            self._thread.shutdown()
+            self._close_loop()
             raise
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        return self._thread.submit(self._runner.run, work).result()
+        if self._thread is None and not _loop_running():
+            return self._loop.run_until_complete(work)
+        if self._thread is None:
+            name = f"http-{self._service}"
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
+        return self._thread.submit(self._loop.run_until_complete, work).result()
 
     def __call__(self, loop: PageLoop, stats: CallStats) -> Reply | Found:
         return self._run(send(self._client, loop, stats))
@@ -290,8 +298,21 @@ class BlockingSender:
         try:
             self._run(self._client.close())
         finally:
-            self._thread.submit(self._runner.close).result()
-            self._thread.shutdown()
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        try:
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:  # left by an interrupted send
+                task.cancel()
+            if pending:
+                self._run(asyncio.wait(pending))
+            self._run(self._loop.shutdown_asyncgens())
+            self._run(self._loop.shutdown_default_executor())  # of a preExecute check
+        finally:
+            self._loop.close()
+            if self._thread is not None:
+                self._thread.shutdown()
 
     def __enter__(self) -> BlockingSender:
         return self
@@ -300,6 +321,14 @@ class BlockingSender:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _client_in_loop(session: Session) -> aiohttp.ClientSession:
