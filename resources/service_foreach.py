@@ -60,6 +60,7 @@ class ForEachRun:
     ) -> None:
         self.session = session
         self.handle = handle
+        self._handler_failed = False
         self.build_request = build_request
         self.parallel = parallel
         self.fail_fast = fail_fast
@@ -164,7 +165,13 @@ class ForEachRun:
             outcome = await self._run_item(client, *entry)
             failed = outcome.error is not None and self.fail_fast
             if self.handle is not None and not failed:
-                self.handle(outcome)  # an exception stops the forEach; the caller raises it
+                if self._handler_failed:
+                    return  # the forEach is stopping: no outcome is handled after it failed
+                try:
+                    self.handle(outcome)
+                except BaseException:  # stops the forEach; the caller raises it
+                    self._handler_failed = True
+                    raise
             else:
                 self._queue.put(outcome)
             if failed:
