@@ -197,3 +197,28 @@ def test_the_location_builds_a_job_when_asked_and_matches_the_definitions(
     assert set(job.resource_defs) == set(full.get_job(job.name).resource_defs)
     assert {s.name for s in repo.schedule_defs} == {s.name for s in full.schedule_defs}
     assert {s.name for s in repo.sensor_defs} == {s.name for s in full.sensor_defs}
+
+
+def test_isolation_process_runs_each_step_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow = {"settings": {"isolation": "process"}, **TWO_SQL}
+    defs = write_defs(tmp_path / "defs", "shop", {"iso": workflow})
+    monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs))
+    recon = dg.build_reconstructable_job(
+        "translators.definitions",
+        "job_by_name",
+        reconstructable_args=("shop__iso",),
+        reconstructor_working_directory=str(PROJECT_ROOT),
+    )
+    with (
+        dg.instance_for_test() as instance,
+        dg.execute_job(recon, instance, run_config=run_config_for({}, None, "UTC")) as result,
+    ):
+        assert result.success
+        pids = {
+            entry.dagster_event.pid
+            for entry in instance.all_logs(result.run_id)
+            if entry.dagster_event and entry.dagster_event.event_type_value == "STEP_START"
+        }
+    assert len(pids) == 3 and os.getpid() not in pids, "one process per step"
