@@ -92,7 +92,9 @@ def get_path(obj: Any, dot_path: str) -> Any:
 def records_at(response: Any, data_path: str | None) -> list[dict[str, Any]]:
     """The records at `data_path` (the whole response when it is empty or None).
 
-    An array gives its elements, an object gives itself, a JSON null gives no records.
+    An array gives its elements, an object gives itself, a JSON null gives no records. An
+    array of objects is returned as it is, not copied: the records belong to the caller's
+    freshly parsed body.
     Array elements that are not objects become `{"value": element}` (an API returning a
     list of ids gives rows with one column `value`).
 
@@ -114,6 +116,8 @@ def records_at(response: Any, data_path: str | None) -> list[dict[str, Any]]:
     if isinstance(current, Mapping):
         return [dict(current)]
     if isinstance(current, list):
+        if all(type(e) is dict for e in current):
+            return current  # a parsed body's own list: no copy per record
         return [dict(e) if isinstance(e, Mapping) else {"value": e} for e in current]
     raise DataPathError(
         f"dataPath {path!r}: expected an array or an object of records, found {_describe(current)}"
