@@ -106,10 +106,17 @@ class SqlBinder:
     """
 
     def __init__(self) -> None:
-        self._con = duckdb.connect(
-            ":memory:",
-            config={"enable_external_access": False, "autoinstall_known_extensions": False},
-        )
+        # Connected on first use: a load served by the plan cache binds nothing.
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            self._connection = duckdb.connect(
+                ":memory:",
+                config={"enable_external_access": False, "autoinstall_known_extensions": False},
+            )
+        return self._connection
 
     def __enter__(self) -> SqlBinder:
         return self
@@ -118,7 +125,9 @@ class SqlBinder:
         self.close()
 
     def close(self) -> None:
-        self._con.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     @contextmanager
     def _tables(self, schemas: Mapping[str, Mapping[str, str]]) -> Iterator[None]:
