@@ -200,6 +200,13 @@ async def attempt_once(
         return exc
 
 
+_PROTOCOL_ERRORS = (
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientResponseError,
+    aiohttp.ServerDisconnectedError,
+)
+
+
 def _as_httpx(exc: aiohttp.ClientError) -> Exception:
     """An aiohttp failure as the httpx exception that means the same (module docstring)."""
     text = str(exc) or type(exc).__name__
@@ -214,9 +221,7 @@ def _as_httpx(exc: aiohttp.ClientError) -> Exception:
         kind = httpx.UnsupportedProtocol
     elif isinstance(exc, aiohttp.InvalidURL):
         kind = httpx.InvalidURL
-    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        kind = httpx.RemoteProtocolError
-    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+    elif isinstance(exc, _PROTOCOL_ERRORS):  # a broken or incomplete response
         kind = httpx.RemoteProtocolError
     else:
         kind = httpx.ReadError  # a connection reset or another failure after the send

@@ -108,5 +108,9 @@ def test_for_each_into_fails_fast_on_a_failed_item(server: LocalHTTPServer) -> N
         ({"n": n} for n in range(5)), build, skipped.append, on_item_error="skip"
     )
     assert [o.error is not None for o in sorted(skipped, key=lambda o: o.item["n"])] == [
-        False, False, True, False, False
+        False,
+        False,
+        True,
+        False,
+        False,
     ]
