@@ -33,9 +33,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import itertools
+import ssl
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -140,7 +142,7 @@ def new_client(session: Session, parallel: int = 1) -> aiohttp.ClientSession:
 
     The deadline is `attempt_once`'s; aiohttp's own total timeout (5 minutes by default)
     is switched off, and its connect timeout names a slow connect as such."""
-    connector = aiohttp.TCPConnector(limit=parallel, limit_per_host=0)
+    connector = aiohttp.TCPConnector(limit=parallel, limit_per_host=0, ssl=_ssl_context())
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=session.timeout_s),
@@ -148,6 +150,13 @@ def new_client(session: Session, parallel: int = 1) -> aiohttp.ClientSession:
         auto_decompress=True,
         trust_env=False,
     )
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """The certificates httpx verified with (certifi's, or SSL_CERT_FILE / SSL_CERT_DIR),
+    loaded once per process: reading them takes tens of milliseconds."""
+    return httpx.create_ssl_context()
 
 
 async def send(client: aiohttp.ClientSession, loop: PageLoop, stats: CallStats) -> Reply | Found:
