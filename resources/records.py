@@ -211,13 +211,30 @@ class RecordShaper:
         mapping = field_mapping or {}
         self.columns = list(columns)
         self._getters: list[tuple[str, Getter]] = [
-            (c, _compile(c, mapping[c]) if c in mapping else _by_name(c)) for c in self.columns
+            (c, _compile(c, mapping[c]) if c in mapping else _ByName(c)) for c in self.columns
         ]
+        # A column found by name takes a field that depends only on the record's keys
+        # (and the previous record's): records of one response share them, so the choice
+        # is made once per key list (`_plan`), not once per record and column.
+        self._plan_keys: list[str] | None = None
+        self._plan: list[tuple[str, Any, Getter | None]] = []
 
     def shape(
         self, record: Mapping[str, Any], item: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        return {column: get(record, item) for column, get in self._getters}
+        if type(record) is not dict:
+            return {column: get(record, item) for column, get in self._getters}
+        keys = list(record)
+        if keys != self._plan_keys:
+            self._plan_keys = keys
+            self._plan = [
+                (c, get.key_for(record), None) if isinstance(get, _ByName) else (c, None, get)
+                for c, get in self._getters
+            ]
+        return {
+            column: record.get(key) if get is None else get(record, item)
+            for column, key, get in self._plan
+        }
 
 
 def shape_record(
@@ -312,22 +329,31 @@ def _path_getter(path: str) -> Getter:
     return get
 
 
-def _by_name(column: str) -> Getter:
-    folded, camel = _fold(column), _camel(column)
-    # Records of one response share their keys, so remember which key matched last time.
-    last: list[str] = [camel]
+class _ByName:
+    """The getter of a column without a mapping: the field of its name (module docstring)."""
 
-    def get(record: Mapping[str, Any], item: Mapping[str, Any] | None) -> Any:
-        if column in record:
-            return record[column]
-        if camel in record:
-            return record[camel]
-        if last[0] in record:
-            return record[last[0]]
+    def __init__(self, column: str) -> None:
+        self.column, self.folded, self.camel = column, _fold(column), _camel(column)
+        # Records of one response share their keys, so remember which key matched last time.
+        self.last = self.camel
+
+    def key_for(self, record: Mapping[str, Any]) -> Any:
+        """The key of the field this column takes, or `_NO_FIELD` (the column is None)."""
+        if self.column in record:
+            return self.column
+        if self.camel in record:
+            return self.camel
+        if self.last in record:
+            return self.last
         for key in record:
-            if isinstance(key, str) and _fold(key) == folded:
-                last[0] = key
-                return record[key]
-        return None
+            if isinstance(key, str) and _fold(key) == self.folded:
+                self.last = key
+                return key
+        return _NO_FIELD
 
-    return get
+    def __call__(self, record: Mapping[str, Any], item: Mapping[str, Any] | None) -> Any:
+        key = self.key_for(record)
+        return None if key is _NO_FIELD else record[key]
+
+
+_NO_FIELD = object()  # a key no record has: `record.get(_NO_FIELD)` is None

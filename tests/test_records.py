@@ -106,6 +106,27 @@ def test_shaper_handles_records_with_changing_keys() -> None:
     assert shaper.shape({"other": 3})["order_id"] is None
 
 
+def test_shaper_plans_once_per_key_list_and_follows_each_record() -> None:
+    """Records sharing their keys take the same fields; a record whose keys (or their
+    order) differ is matched again, with mapped columns and item refs alongside."""
+    shaper = RecordShaper(["order_id", "name", "org"], {"org": "{{item.org}}"})
+    item = {"org": "o1"}
+    rows = [
+        shaper.shape({"orderId": 1, "name": "a"}, item),
+        shaper.shape({"orderId": 2, "name": "b"}, item),
+        shaper.shape({"name": "c", "order_id": 3, "orderId": 30}, item),
+        shaper.shape({"name": "d"}, {"org": "o2"}),
+        shaper.shape({"ORDER_ID": 5, "name": "e"}, item),
+    ]
+    assert rows == [
+        {"order_id": 1, "name": "a", "org": "o1"},
+        {"order_id": 2, "name": "b", "org": "o1"},
+        {"order_id": 3, "name": "c", "org": "o1"},
+        {"order_id": None, "name": "d", "org": "o2"},
+        {"order_id": 5, "name": "e", "org": "o1"},
+    ]
+
+
 def test_field_mapping_paths_item_refs_and_fallback() -> None:
     mapping = {
         "customer_id": "customer.id",
