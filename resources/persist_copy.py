@@ -49,6 +49,7 @@ class CopyInto:
         self.sql = f"COPY {table} ({names}) FROM STDIN (FORMAT {{}})"
         self.with_rows = row_col is not None
         self.encoders: list[Encoder] | None = None
+        self.schema: pa.Schema | None = None
         self.prepared = False
         self.binary_rows = 0
 
@@ -62,11 +63,12 @@ class CopyInto:
         found = [encoder_for(t, oid) for t, oid in zip(types, oids, strict=True)]
         encoders = [e for e in found if e is not None]
         self.encoders = encoders if len(encoders) == len(found) else None
+        self.schema = schema
 
     def encode(self, chunk: Chunk, lo: int, hi: int) -> pa.Buffer | None:
         """Rows lo..hi of the chunk in binary, or None (no encoders, a value does not fit)."""
-        if self.encoders is None:
-            return None
+        if self.encoders is None or chunk.batch.schema != self.schema:
+            return None  # a batch of other types than the first: CSV, as the server reads it
         start, count = lo - chunk.first, hi - lo + 1
         return encode([c.slice(start, count) for c in self._columns(chunk)], self.encoders)
 
