@@ -32,14 +32,10 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pyarrow as pa
-import sqlalchemy as sa
 from pydantic import Field
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import NullPool
 
 from resources import paths
 from resources.app_db_schema import (
@@ -52,8 +48,16 @@ from resources.app_db_schema import (
     to_arrow,
 )
 from resources.persist_request import PersistRequest, PersistResult
-from resources.persist_sql import persist_batches
 from resources.secrets import mask_db_url
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+# SQLAlchemy, pyarrow and the writer (persist_sql: psycopg, pandas) are imported where
+# they are used: the code location and every run process import this module for the
+# resource class alone and must not pay ~1 s for libraries only a database step needs.
 
 __all__ = [
     "AppDatabaseError",
@@ -120,6 +124,8 @@ class AppDatabaseResource(dg.ConfigurableResource):
         SQLAlchemy / psycopg `OperationalError`s, which the steps turn into retries; every
         other problem is an `AppDatabaseError`.
         """
+        import sqlalchemy as sa  # lazy: see the module imports
+
         url = self.url_for(app_id)
         path = sqlite_file(url)
         if path is not None and not path.exists():
@@ -175,6 +181,8 @@ class AppDatabaseResource(dg.ConfigurableResource):
         connection stays open until the iterator is exhausted or closed. A `None`
         `where_value` selects the rows where the column IS NULL.
         """
+        import pyarrow as pa  # lazy: see the module imports
+
         if batch_size < 1:
             raise AppDatabaseError(f"batch_size must be at least 1, got {batch_size}")
         where = self.describe(app_id)
@@ -208,6 +216,8 @@ class AppDatabaseResource(dg.ConfigurableResource):
         See `resources.persist_sql` for the transaction, the staging table, the COPY fast path
         on PostgreSQL and how `onRowError` finds the bad rows.
         """
+        from resources.persist_sql import persist_batches  # lazy: see the module imports
+
         where = self.describe(app_id)
         path = sqlite_file(self.url_for(app_id))
         with self.connect(app_id, write=True) as conn:
@@ -222,8 +232,10 @@ class AppDatabaseResource(dg.ConfigurableResource):
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a plain SQLite file URL (absolute), else None (server, memory, URI)."""
+    import sqlalchemy as sa  # lazy: see the module imports
+
     try:
-        parsed = make_url(url)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         return None
     database = parsed.database
@@ -260,8 +272,11 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 def _create_engine(url: str, *, write: bool) -> sa.Engine:
+    import sqlalchemy as sa  # lazy: see the module imports
+    from sqlalchemy.pool import NullPool  # lazy: see the module imports
+
     try:
-        parsed = make_url(url)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise AppDatabaseError(f"not a database URL: {mask_url(url)}") from None
     if parsed.get_backend_name() != "sqlite":
@@ -297,6 +312,8 @@ def _execute_select(
     where: tuple[str | None, Any],
     batch_size: int,
 ) -> sa.CursorResult[Any]:
+    import sqlalchemy as sa  # lazy: see the module imports
+
     where_column, where_value = where
     quote = conn.dialect.identifier_preparer.quote_identifier
     sql = f"SELECT {', '.join(quote(n) for n in names)} FROM {quote(info.name)}"
@@ -339,6 +356,8 @@ def _bind_value(value: Any, dialect: str) -> Any:
 def _to_batch(
     rows: Sequence[Sequence[Any]], schema: pa.Schema, types: list[str], table: str
 ) -> pa.RecordBatch:
+    import pyarrow as pa  # lazy: see the module imports
+
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in types]
     arrays = []
     for name, duckdb_type, values in zip(schema.names, types, columns, strict=True):
@@ -350,4 +369,6 @@ def _to_batch(
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    import pyarrow as pa  # lazy: see the module imports
+
     return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)

@@ -18,12 +18,18 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeEngine
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.types import TypeEngine
+
+# pyarrow and SQLAlchemy are imported by the functions that use them, not here: loading
+# the code location imports this module (through the resources) and must not pay
+# ~0.6 s for libraries only a step that touches an app database needs (issue 8).
 
 
 class AppDatabaseError(Exception):
@@ -92,6 +98,8 @@ def first_line(exc: BaseException) -> str:
 
 def inspect_table(conn: Connection, table: str, where: str) -> TableInfo:
     """Reflect `table`, or raise a clear error (with the tables that do exist)."""
+    import sqlalchemy as sa  # lazy: see the module imports
+
     inspector = sa.inspect(conn)
     if not inspector.has_table(table):
         names = [n for n in inspector.get_table_names() if not n.startswith("_workflow_")]
@@ -156,6 +164,8 @@ def _unique_keys(inspector: sa.Inspector, table: str) -> tuple[frozenset[str], .
 
 def duckdb_type(sa_type: TypeEngine, dialect: str) -> str:
     """The DuckDB type a reflected column reads as. Unknown types read as VARCHAR."""
+    import sqlalchemy as sa  # lazy: see the module imports
+
     t = sa_type
     if isinstance(t, sa.Boolean):
         return "BOOLEAN"
@@ -172,41 +182,51 @@ def duckdb_type(sa_type: TypeEngine, dialect: str) -> str:
         return f"DECIMAL({precision},{scale})"
     if isinstance(t, sa.DateTime):
         return "TIMESTAMPTZ" if t.timezone else "TIMESTAMP"
-    for sa_class, name in _SIMPLE_TYPES:
+    for sa_class, name in _simple_types():
         if isinstance(t, sa_class):
             return name
     return "VARCHAR"
 
 
-_SIMPLE_TYPES: tuple[tuple[type, str], ...] = (
-    (sa.Date, "DATE"),
-    (sa.Time, "TIME"),
-    (sa.Interval, "INTERVAL"),
-    (sa.JSON, "JSON"),
-    (sa.LargeBinary, "BLOB"),
-)
+@cache
+def _simple_types() -> tuple[tuple[type, str], ...]:
+    import sqlalchemy as sa  # lazy: see the module imports
+
+    return (
+        (sa.Date, "DATE"),
+        (sa.Time, "TIME"),
+        (sa.Interval, "INTERVAL"),
+        (sa.JSON, "JSON"),
+        (sa.LargeBinary, "BLOB"),
+    )
 
 
 def arrow_type(duckdb_name: str) -> pa.DataType:
     """The Arrow type of a column of `duckdb_name` (as produced by `duckdb_type`)."""
+    import pyarrow as pa  # lazy: see the module imports
+
     if duckdb_name.startswith("DECIMAL("):
         precision, scale = (int(x) for x in duckdb_name[8:-1].split(","))
         return pa.decimal128(precision, scale)
-    return _ARROW_TYPES.get(duckdb_name, pa.string())
+    return _arrow_types().get(duckdb_name, pa.string())
 
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "BOOLEAN": pa.bool_(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-    "DATE": pa.date32(),
-    "TIME": pa.time64("us"),
-    "INTERVAL": pa.duration("us"),
-    "BLOB": pa.binary(),
-}
+@cache
+def _arrow_types() -> dict[str, pa.DataType]:
+    import pyarrow as pa  # lazy: see the module imports
+
+    return {
+        "BOOLEAN": pa.bool_(),
+        "INTEGER": pa.int32(),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+        "DATE": pa.date32(),
+        "TIME": pa.time64("us"),
+        "INTERVAL": pa.duration("us"),
+        "BLOB": pa.binary(),
+    }
 
 
 def to_arrow(values: list[Any], duckdb_name: str) -> pa.Array:
@@ -216,6 +236,8 @@ def to_arrow(values: list[Any], duckdb_name: str) -> pa.Array:
     text, integers in a TEXT column, 0/1 for booleans) are converted one by one. A value that
     cannot be converted raises `ValueError` naming it; it never becomes NULL.
     """
+    import pyarrow as pa  # lazy: see the module imports
+
     target = arrow_type(duckdb_name)
     try:
         return pa.array(values, type=target)
@@ -315,6 +337,8 @@ def csv_ready(batch: pa.RecordBatch) -> pa.Table:
     PostgreSQL's CSV convention. Nested values become JSON text, binary becomes bytea hex,
     durations become `<n> microseconds`, dictionaries are decoded.
     """
+    import pyarrow as pa  # lazy: see the module imports
+
     arrays = []
     for array in batch.columns:
         kind = array.type
@@ -336,6 +360,8 @@ def csv_ready(batch: pa.RecordBatch) -> pa.Table:
 
 def python_values(array: pa.Array, sqlite: bool) -> list[Any]:
     """An Arrow column as values the driver takes (nested values become JSON text)."""
+    import pyarrow as pa  # lazy: see the module imports
+
     kind = array.type
     if pa.types.is_timestamp(kind) and kind.unit == "ns":
         array = array.cast(pa.timestamp("us", kind.tz), safe=False)
@@ -347,6 +373,8 @@ def python_values(array: pa.Array, sqlite: bool) -> list[Any]:
 
 
 def _value_converter(kind: pa.DataType, sqlite: bool) -> Callable[[Any], Any] | None:
+    import pyarrow as pa  # lazy: see the module imports
+
     if pa.types.is_nested(kind):
         return lambda v: json.dumps(v, default=str)
     if not sqlite:

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-import psycopg
-import sqlalchemy.exc
 
 from translators.steps.runtime import StepRuntime
 
@@ -22,6 +20,11 @@ def retry_transient_db_errors(rt: StepRuntime) -> Iterator[None]:
     retry would fail the same way. A retried persist step cannot write twice: its marker
     commits with its rows.
     """
+    # The drivers are imported here, not with the module: building a job imports this
+    # module, and a process that never touches an app database should not load psycopg.
+    import psycopg
+    import sqlalchemy.exc
+
     try:
         yield
     except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as error:
