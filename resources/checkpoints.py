@@ -46,6 +46,8 @@ JOURNAL = "journal.jsonl"
 
 def key_text(key: Any) -> str:
     """One stable text per item key, whatever its type (int, str, date, Decimal)."""
+    if type(key) is int:
+        return str(key)  # what json.dumps gives, without its machinery (once per item)
     return json.dumps(key, default=str, sort_keys=True)
 
 

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterable
 from contextlib import nullcontext
+from functools import cached_property
 from typing import Any
 
 import dagster as dg
@@ -118,22 +119,16 @@ class ServiceCall:
     def request(self, item: dict[str, Any] | None = None, item_key: Any = None) -> CallRequest:
         """The main call (of one item); `item_key` goes into its idempotency key."""
         spec = self.spec
-        operation = self.rt.catalog[spec.service].operations[spec.operation]
+        operation = self.operation
         user = None
         if spec.for_each and spec.for_each.run_as_user is not None:
             user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
-        retries_from = retry_settings(spec)
+        retries_from = self.retries_from
         key = None
         if operation.idempotency_header:
             key = idempotency_key(self.rt.lineage, self.rt.plan.name, item_key)
         return CallRequest(
-            operation=Operation(
-                spec.operation,
-                operation.method,
-                operation.path,
-                operation.mutation,
-                operation.idempotency_header,
-            ),
+            operation=operation,
             params=render(spec.params, self.rt.variables, item),
             data_path=spec.data_path,
             paginator=paginator_for(spec.paginate) if spec.paginate else None,
@@ -144,6 +139,22 @@ class ServiceCall:
             # SPEC 5.5: asked before each item's call, and again before a mutation's retry.
             check=(lambda: self.pre_execute_records(item)) if spec.pre_execute else None,
         )
+
+    @cached_property
+    def operation(self) -> Operation:
+        """The step's operation; built once, not once per forEach item."""
+        operation = self.rt.catalog[self.spec.service].operations[self.spec.operation]
+        return Operation(
+            self.spec.operation,
+            operation.method,
+            operation.path,
+            operation.mutation,
+            operation.idempotency_header,
+        )
+
+    @cached_property
+    def retries_from(self) -> Any:
+        return retry_settings(self.spec)
 
     def shape(self, records: Iterable[dict[str, Any]], item: dict | None) -> list[dict[str, Any]]:
         return [self.shaper.shape(record, item) for record in records]
