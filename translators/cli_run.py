@@ -86,13 +86,13 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     params = parse_params(param_pairs)
     home = ensure_dagster_home()
     from translators.cli import _unknown_workflow
-    from translators.definitions import job_by_name, load_plans
+    from translators.definitions import job_by_name, load_plans, load_plans_of
     from translators.schedules import run_config_for
 
-    loaded = load_plans()
+    loaded = load_plans_of(ref)  # this workflow's file only, when that answers
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
-        return _unknown_workflow(ref, loaded)
+        return _unknown_workflow(ref, load_plans())  # its message lists every workflow
     try:
         # The same check `resolve_variables` makes in the run, before a run is created.
         resolve_variables(workflow.spec.variables, params, dt.datetime.now(dt.UTC))

@@ -31,7 +31,13 @@ from translators.job_builder import (
     service_resource_key,
 )
 from translators.json_files import unchecked
-from translators.loader import LoadResult, SchedulePlan, load_definitions
+from translators.loader import (
+    LoadResult,
+    SchedulePlan,
+    load_definitions,
+    load_one_workflow,
+    workflow_of_job,
+)
 from translators.location import defs_dir
 from translators.plans import BrokenWorkflow, WorkflowPlan
 from translators.resume_sensor import build_resume_sensor
@@ -213,6 +219,28 @@ def _plans_from(folder: Path) -> LoadResult:
     return loaded
 
 
+def load_plans_of(ref: str) -> LoadResult:
+    """The plans that running the workflow `<app_id>/<stem>` needs: its file alone when
+    that answers (a run must not pay for the other workflows, issue 8), else all."""
+    app_id, _, stem = ref.partition("/")
+    loaded = _one_from(defs_dir(), app_id, stem) if app_id and stem and "/" not in stem else None
+    return loaded or load_plans()
+
+
+@cache
+def _one_from(folder: Path, app_id: str, stem: str) -> LoadResult | None:
+    loaded = load_one_workflow(folder, app_id, stem)
+    if loaded is None:
+        return None
+    # schedules.json also complains about the files not read here: `workflows check` and
+    # the code location report those; this file's own problems are logged as a full load does.
+    file = f"apps/{app_id}/workflows/{stem}.json"
+    for problem in loaded.problems:
+        if problem.file == file:
+            log.error("workflow definition problem: %s", problem)
+    return loaded
+
+
 @cache
 def _definitions_from(folder: Path) -> dg.Definitions:
     return build_definitions(_plans_from(folder))
@@ -225,12 +253,20 @@ def _repository_from(folder: Path) -> dg.RepositoryDefinition:
 
 @cache
 def _job_from(folder: Path, name: str) -> dg.JobDefinition:
-    return build_definitions(_plans_from(folder), only={name}).resolve_job_def(name)
+    found = workflow_of_job(folder, name)
+    loaded = _one_from(folder, *found) if found else None
+    if loaded is None or name not in _job_names(loaded):
+        loaded = _plans_from(folder)  # a renamed (clashing) job, or no such file
+    return build_definitions(loaded, only={name}).resolve_job_def(name)
+
+
+def _job_names(loaded: LoadResult) -> set[str]:
+    return {w.job_name for w in loaded.workflows} | {b.job_name for b in loaded.broken}
 
 
 def job_by_name(name: str) -> dg.JobDefinition:
-    """Used by `build_reconstructable_job`: a run worker or step process builds its own
-    job only, not the other workflows' (issue 8)."""
+    """Used by `build_reconstructable_job`: a run worker or step process reads and builds
+    its own workflow file only, not the other workflows' (issue 8)."""
     return _job_from(defs_dir(), name)
 
 

@@ -46,7 +46,9 @@ __all__ = [
     "StepPlan",
     "WorkflowPlan",
     "load_definitions",
+    "load_one_workflow",
     "read_json",
+    "workflow_of_job",
 ]
 
 _STEP = TypeAdapter(StepSpec)
@@ -75,6 +77,47 @@ def load_definitions(defs_dir: Path) -> LoadResult:
     _check_unique_job_names(result)
     _check_unique_schedule_names(result)
     return result
+
+
+def load_one_workflow(defs_dir: Path, app_id: str, stem: str) -> LoadResult | None:
+    """Only `apps/<app_id>/workflows/<stem>.json`, with what checking and running it needs:
+    the services, its app's app.json and schedules.json (partitions, backfill).
+
+    A run or a step process runs one job and must not pay for the other workflows (issue
+    8): this reads, or takes from the plan cache, one file. Its plan and its schedules are
+    the ones `load_definitions` gives (schedule entries are checked one by one), but
+    `problems` also holds the complaints of schedules.json about the files not read, so
+    only this file's problems are meaningful. None when one file cannot answer (no such
+    file, an invalid app id, or another file with the same job name): load everything.
+    """
+    root = Path(defs_dir)
+    path = root / "apps" / app_id / "workflows" / f"{stem}.json"
+    if not APP_ID_PATTERN.match(app_id) or not path.is_file():
+        return None
+    name = job_name(app_id, stem)
+    if [p for p in _workflow_files(root) if job_name(p.parent.parent.name, p.stem) == name] != [
+        path
+    ]:
+        return None
+    result = LoadResult(defs_dir=root)
+    broken_services = _load_services(root, result)
+    with SqlBinder() as binder:
+        loading = _Loading(root, result, broken_services, binder, PlanCache.for_folder(root))
+        _load_app(loading, path.parent.parent, only=path)
+    return result
+
+
+def workflow_of_job(defs_dir: Path, name: str) -> tuple[str, str] | None:
+    """(app id, stem) of the one workflow file whose job is `name`, from file names only;
+    None for none or several (clashing names get renamed by the full load)."""
+    files = [
+        p for p in _workflow_files(Path(defs_dir)) if job_name(p.parent.parent.name, p.stem) == name
+    ]
+    return (files[0].parent.parent.name, files[0].stem) if len(files) == 1 else None
+
+
+def _workflow_files(root: Path) -> list[Path]:
+    return sorted(root.glob("apps/*/workflows/*.json"))
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -156,7 +199,7 @@ class _Loading:
         return _rel(self.root, path)
 
 
-def _load_app(loading: _Loading, app_dir: Path) -> None:
+def _load_app(loading: _Loading, app_dir: Path, only: Path | None = None) -> None:
     app_id, folder = app_dir.name, loading.rel(app_dir)
     app_problem = None
     if not APP_ID_PATTERN.match(app_id):
@@ -170,7 +213,8 @@ def _load_app(loading: _Loading, app_dir: Path) -> None:
     valid: dict[str, WorkflowPlan] = {}
     app_file = app_dir / APP_FILE
     app_context = app_file.read_bytes() if app_file.is_file() else b""
-    for path in sorted((app_dir / "workflows").glob("*.json")):
+    paths = [only] if only else sorted((app_dir / "workflows").glob("*.json"))
+    for path in paths:
         loaded = _cached_workflow(loading, path, access, app_context)
         if isinstance(loaded, WorkflowPlan) and app_problem is None:
             valid[path.stem] = loaded
