@@ -54,7 +54,7 @@ FULL = {
     "f4": 1.5,
     "f8": -2.25,
     "b": True,
-    "t": "héllo, \"quoted\"\n\\ and\ttab",
+    "t": 'héllo, "quoted"\n\\ and\ttab',
     "c": "xy",
     "ts": dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
     "tz": dt.datetime(1960, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
