@@ -47,7 +47,6 @@ from resources.app_db_schema import (
     inspect_table,
     to_arrow,
 )
-from resources.persist_request import PersistRequest, PersistResult
 from resources.secrets import mask_db_url
 
 if TYPE_CHECKING:
@@ -55,9 +54,22 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
+    from resources.persist_request import PersistRequest, PersistResult
+
 # SQLAlchemy, pyarrow and the writer (persist_sql: psycopg, pandas) are imported where
 # they are used: the code location and every run process import this module for the
 # resource class alone and must not pay ~1 s for libraries only a database step needs.
+# PersistRequest / PersistResult (persist_request imports SQLAlchemy) are re-exported
+# through `__getattr__` below for the same reason.
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("PersistRequest", "PersistResult"):
+        from resources import persist_request
+
+        return getattr(persist_request, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AppDatabaseError",

@@ -3,7 +3,6 @@ lineage (SPEC 3.4)."""
 
 from __future__ import annotations
 
-from resources.app_database import PersistRequest
 from translators.spec import PersistToDatabaseStepSpec
 from translators.steps.db_errors import retry_transient_db_errors
 from translators.steps.mapping import map_batches, render_str, source_columns
@@ -11,6 +10,9 @@ from translators.steps.runtime import StepResult, StepRuntime
 
 
 def run_persist(spec: PersistToDatabaseStepSpec, rt: StepRuntime) -> StepResult:
+    # Imported here: persist_request brings SQLAlchemy, which building the job never needs.
+    from resources.persist_request import PersistRequest
+
     target = spec.persist_to_database
     # Refused before anything is read or written when the workflow may not reach it (SPEC 8).
     app_id = rt.app_access.ensure(rt.plan.name, render_str(target.app_id, rt.variables))
