@@ -47,7 +47,7 @@ from pydantic import Field
 from resources.paginators import Paginator
 from resources.rate_limit import RateLimiter
 from resources.secrets import redact, redact_url
-from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
+from resources.service_limits import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from resources.service_foreach import ForEachRun

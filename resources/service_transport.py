@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 2**20
 ERROR_BODY_BYTES = 64 * 1024
 # Answers that say the request was refused before it was acted on (SPEC 5.5).
 NOT_TAKEN_STATUSES = frozenset({429, 503})

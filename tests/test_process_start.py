@@ -36,7 +36,7 @@ SCHEDULES = {
     ]
 }
 # Libraries only a step that uses them needs; none of them is needed to load definitions.
-HEAVY = ("pandas", "croniter", "psycopg", "sqlalchemy")
+HEAVY = ("pandas", "croniter", "psycopg", "sqlalchemy", "aiohttp", "httpx")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from resources.service_transport import DEFAULT_MAX_RESPONSE_BYTES
+from resources.service_limits import DEFAULT_MAX_RESPONSE_BYTES
 from translators.spec.base import SpecModel
 from translators.spec.modifiers import RateLimitSpec
 
