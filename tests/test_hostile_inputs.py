@@ -469,10 +469,10 @@ def _param_tree(tmp_path: Path) -> Path:
         "{{var.text}}",
         "$(touch /tmp/pwned)",
         "\x00\x01 nul and control bytes",
-        "x" * 100_000,
+        "x" * 20_000,
         {"nested": ["x"], "'); DROP TABLE echoed; --": 1},
     ],
-    ids=["sql-injection", "template-in-value", "shell", "control-bytes", "100k-chars", "object"],
+    ids=["sql-injection", "template-in-value", "shell", "control-bytes", "20k-chars", "object"],
 )
 def test_hostile_param_value_is_data_never_code(tmp_path: Path, value: Any) -> None:
     loaded = load_definitions(_param_tree(tmp_path))
