@@ -3,7 +3,7 @@
 Raw asyncio (on uvloop when it is installed), keep-alive, GET only; bodies are a
 pre-rendered record template filled with `bytes %`, so one page costs tens of
 microseconds and the server is not what a benchmark measures (see
-/work/shared/notes/performance-limits.md: ~6,400 pages/s for such a server).
+../shared/notes/performance-limits.md: ~6,400 pages/s for such a server).
 
 Routes:
 - `GET /records?total=N&limit=L&cursor=K`: page K (0-based, no cursor = 0) of N records,

@@ -1,5 +1,5 @@
 """`bench/results/summary.md` from the suites' JSON results, with the reference figures of
-/work/shared/notes/performance-limits.md beside ours."""
+../shared/notes/performance-limits.md beside ours."""
 
 from __future__ import annotations
 
@@ -336,7 +336,7 @@ def render(scs: Mapping[str, Any] | None, persist: Mapping[str, Any] | None) -> 
         "Each run is a fresh process; figures are medians of 3 runs unless the table says",
         "otherwise. The server (bench/page_server.py) runs in its own process on 127.0.0.1.",
         "",
-        "## Compared with /work/shared/notes/performance-limits.md",
+        "## Compared with ../shared/notes/performance-limits.md",
         "",
         *pages_comparison(scs_series),
         *for_each_comparison(scs_series),

@@ -10,7 +10,7 @@ drivers' rules equal.
 
 The client is aiohttp's: httpx's async connection pool costs several times more CPU per
 request, and degrades sharply with many connections in flight (at 50 it was 11x slower
-than aiohttp on 2 cores; /work/shared/notes/performance-limits.md). Its failures are
+than aiohttp on 2 cores; ../shared/notes/performance-limits.md). Its failures are
 turned into the matching httpx exceptions (`_as_httpx`), so the messages, the retry
 rules and `surely_not_taken` speak one vocabulary (`ConnectError`, `ReadError`, ...).
 Cookies are not kept between requests, and proxy variables are not read.
