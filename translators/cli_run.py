@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import shutil
@@ -69,7 +70,13 @@ def cli_instance(home: Path) -> dg.DagsterInstance:
     overrides = {}
     if "python_log_level" not in python_logs:
         overrides = {"python_logs": {**python_logs, "python_log_level": "INFO"}}
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+    # Two CLI runs started together on a new home would both create its SQLite storage
+    # and stamp its schema version twice (alembic then refuses the instance for good).
+    with (home / ".instance.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+        _ = instance.run_storage, instance.event_log_storage, instance.schedule_storage
+        return instance
 
 
 def parse_params(pairs: list[str]) -> dict[str, object]:
