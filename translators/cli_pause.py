@@ -24,8 +24,7 @@ from translators.pause import (
 def resume_paused(instance: dg.DagsterInstance, parent: dg.DagsterRun, now: bool) -> int:
     """Runs the continuation of a paused run in this process: when due, or at once with
     `--now` (its wait then passes without waiting for the rest)."""
-    from translators.cli_run import INVOCATION_TAG, ProgressPrinter
-    from translators.cli_runs import claim_or_refuse, execute
+    from translators.cli_run import INVOCATION_TAG, claim_and_execute
 
     run_id = parent.run_id
     if is_resumed(parent):
@@ -53,19 +52,9 @@ def resume_paused(instance: dg.DagsterInstance, parent: dg.DagsterRun, now: bool
     if isinstance(run, str):
         print(run, file=sys.stderr)
         return 1
-    refused = claim_or_refuse(instance, run)
-    if refused:
-        print(refused, file=sys.stderr)
-        return 1
     skipped = " (--now: the rest of the wait is skipped)" if left > 0 else ""
-    print(f"resuming paused run {run_id} as run {run.run_id}{skipped}")
-    progress = ProgressPrinter(instance, tags[INVOCATION_TAG])
-    progress.start()
-    try:
-        success = execute(instance, parent.job_name, run)
-    finally:
-        progress.stop()
-    return finish(instance, progress, run.run_id, success)
+    announce = f"resuming paused run {run_id} as run {run.run_id}{skipped}"
+    return claim_and_execute(instance, parent.job_name, run, tags[INVOCATION_TAG], announce)
 
 
 def finish(instance: dg.DagsterInstance, progress, run_id: str, success: bool) -> int:

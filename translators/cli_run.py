@@ -120,18 +120,32 @@ def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) 
     # The run is created first and claims its idempotency key atomically (as the run
     # queue does); this process then executes it as its run worker.
     run = create_run(instance, workflow.job_name, run_config, tags)
+    return claim_and_execute(instance, workflow.job_name, run, tags[INVOCATION_TAG])
+
+
+def claim_and_execute(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    run: dg.DagsterRun,
+    invocation: str,
+    announce: str | None = None,
+) -> int:
+    """Claims the run's idempotency key, then runs it in this process (its run worker) with
+    progress lines; the command's exit code. Shared by `run` and both kinds of `resume`."""
+    from translators.cli_pause import finish
+
     refused = claim_or_refuse(instance, run)
     if refused:
         print(refused, file=sys.stderr)
         return 1
-    progress = ProgressPrinter(instance, tags[INVOCATION_TAG])
+    if announce:
+        print(announce)
+    progress = ProgressPrinter(instance, invocation)
     progress.start()
     try:
-        success = execute(instance, workflow.job_name, run)
+        success = execute(instance, job_name, run)
     finally:
         progress.stop()
-    from translators.cli_pause import finish
-
     return finish(instance, progress, run.run_id, success)
 
 

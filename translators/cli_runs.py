@@ -103,7 +103,7 @@ def list_runs(ref: str | None) -> int:
 def resume(run_id: str, now: bool) -> int:
     """Re-executes a FAILED run from failure; a run whose worker died is marked FAILED
     first. (`--now` is for PAUSED runs, which a later change adds.)"""
-    from translators.cli_run import INVOCATION_TAG, ProgressPrinter, ensure_dagster_home
+    from translators.cli_run import INVOCATION_TAG, claim_and_execute, ensure_dagster_home
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
@@ -130,18 +130,8 @@ def resume(run_id: str, now: bool) -> int:
     tags |= {INVOCATION_TAG: uuid.uuid4().hex, RESUME_RETRY_TAG: "true"}
     tags["workflow/launched_by"] = "cli"
     run = create_run(instance, parent.job_name, dict(parent.run_config), tags, parent=parent)
-    refused = claim_or_refuse(instance, run)
-    if refused:
-        print(refused, file=sys.stderr)
-        return 1
-    print(f"resuming run {run_id} from failure as run {run.run_id}")
-    progress = ProgressPrinter(instance, tags[INVOCATION_TAG])
-    progress.start()
-    try:
-        success = execute(instance, parent.job_name, run)
-    finally:
-        progress.stop()
-    return progress.summarize(success)
+    announce = f"resuming run {run_id} from failure as run {run.run_id}"
+    return claim_and_execute(instance, parent.job_name, run, tags[INVOCATION_TAG], announce)
 
 
 def _job_name(ref: str) -> str | None:
