@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from translators.sql_analysis import SqlBinder
 
 # Fixtures that live in tests/support, shared by several test files.
 pytest_plugins = ["tests.support.fixtures_db"]
@@ -22,3 +25,17 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "dagster_home").mkdir()
     (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+
+@pytest.fixture
+def binds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every query DuckDB binds while loading (a spy; the real binder still runs)."""
+    seen: list[str] = []
+    real = SqlBinder.bind
+
+    def counting(self: SqlBinder, sql: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+        seen.append(sql)
+        return real(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(SqlBinder, "bind", counting)
+    return seen

@@ -19,7 +19,6 @@ from translators.job_builder import executor_for
 from translators.loader import load_definitions
 from translators.schedules import run_config_for
 from translators.spec.workflow import SettingsSpec
-from translators.sql_analysis import SqlBinder
 
 SLOW_SQL = "SELECT count(*) AS n FROM range(30000000) t(i) WHERE i % 7 = 3"
 TWO_SQL = {
@@ -28,20 +27,6 @@ TWO_SQL = {
         {"sql": "SELECT id, upper(name) AS name FROM first", "outputTable": "second"},
     ]
 }
-
-
-@pytest.fixture
-def binds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every query DuckDB binds while loading (a spy; the real binder still runs)."""
-    seen: list[str] = []
-    real = SqlBinder.bind
-
-    def counting(self: SqlBinder, sql: str, *args: Any, **kwargs: Any) -> dict[str, str]:
-        seen.append(sql)
-        return real(self, sql, *args, **kwargs)
-
-    monkeypatch.setattr(SqlBinder, "bind", counting)
-    return seen
 
 
 def test_a_cache_hit_binds_no_sql_and_gives_the_same_plans(tmp_path: Path, binds) -> None:

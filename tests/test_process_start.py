@@ -8,14 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import translators.definitions as definitions
 from tests.support.jobs import PROJECT_ROOT, write_defs
 from translators.loader import load_definitions, load_one_workflow
-from translators.sql_analysis import SqlBinder
 
 TWO_SQL = {
     "steps": [
@@ -37,20 +35,6 @@ SCHEDULES = {
 }
 # Libraries only a step that uses them needs; none of them is needed to load definitions.
 HEAVY = ("pandas", "croniter", "psycopg", "sqlalchemy", "aiohttp", "httpx")
-
-
-@pytest.fixture
-def binds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every query DuckDB binds while loading (a spy; the real binder still runs)."""
-    seen: list[str] = []
-    real = SqlBinder.bind
-
-    def counting(self: SqlBinder, sql: str, *args: Any, **kwargs: Any) -> dict[str, str]:
-        seen.append(sql)
-        return real(self, sql, *args, **kwargs)
-
-    monkeypatch.setattr(SqlBinder, "bind", counting)
-    return seen
 
 
 def _defs(tmp_path: Path) -> Path:
