@@ -307,7 +307,7 @@ def _create_engine(url: str, *, write: bool) -> sa.Engine:
 
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN (below), not sqlite3
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(dbapi_conn)
 
     def on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
@@ -315,6 +315,30 @@ def _create_engine(url: str, *, write: bool) -> sa.Engine:
     sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "begin", on_begin)
     return engine
+
+
+def _use_wal(dbapi_conn: Any) -> None:
+    """Switch a SQLite file to WAL (persistent: done once per file, then a no-op).
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once (without its busy handler) while another connection is switching it
+    too: connections opened together on a new file race here, so retry until the
+    busy timeout.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _execute_select(
