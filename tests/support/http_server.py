@@ -74,6 +74,8 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    # When the server read it (wall clock): the witness of rate limits across processes.
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
