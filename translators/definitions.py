@@ -7,7 +7,8 @@ network and no app database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+import os
+from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from dagster._core.execution.build_resources import wrap_resources_for_execution
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
 from resources.table_store import TableStoreResource
+from translators.errors import DefinitionError
 from translators.housekeeping import housekeeping_sensor
 from translators.job_builder import (
     APP_DB_KEY,
@@ -68,9 +70,15 @@ def service_resource(spec: ServiceSpec) -> ServiceResource:
     )
 
 
-def build_definitions(loaded: LoadResult, only: Collection[str] | None = None) -> dg.Definitions:
+def build_definitions(
+    loaded: LoadResult,
+    only: Collection[str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> dg.Definitions:
     """A pure function from the loaded models to `Definitions`; with `only`, just the
-    jobs of those names (and their schedules): a run or a step builds one job."""
+    jobs of those names (and their schedules): a run or a step builds one job.
+    `resources` replace the location's own of the same keys (the Dagster component's
+    table store root and database URL variables)."""
     jobs = _build_jobs(loaded, only)
     schedules = [
         build_schedule(s, jobs[s.workflow]) for s in loaded.schedules if s.workflow in jobs
@@ -79,7 +87,7 @@ def build_definitions(loaded: LoadResult, only: Collection[str] | None = None) -
         jobs=list(jobs.values()),
         schedules=schedules,
         sensors=build_sensors(),
-        resources=_resources(loaded),
+        resources={**_resources(loaded), **(resources or {})},
     )
 
 
@@ -201,6 +209,53 @@ def _failing_job(workflow: WorkflowPlan, exc: Exception) -> dg.JobDefinition:
     return build_broken_job(broken)
 
 
+VALIDATION_CLI_ENV = "DAGSTER_IS_DEFS_VALIDATION_CLI"
+
+
+class WorkflowDefinitionsInvalid(DefinitionError):
+    """Raised only under `dg check defs` / `dagster definitions validate`: there a broken
+    workflow file must fail the check, while a normal load keeps it as a failing job so
+    the other workflows (and the project's other definitions) still load."""
+
+    def __init__(self, loaded: LoadResult) -> None:
+        self.defs_dir = loaded.defs_dir
+        super().__init__(loaded.problems)
+
+    def __str__(self) -> str:
+        lines = "\n".join(str(problem) for problem in self.problems)
+        count = len(self.problems)
+        return f"{count} workflow definition problem(s) in {self.defs_dir}:\n{lines}"
+
+
+def check_for_validation(loaded: LoadResult) -> None:
+    """Under Dagster's definitions validation, every problem of `loaded` fails it with
+    the messages of `workflows check` (`file#pointer: ...`); elsewhere nothing happens."""
+    if os.environ.get(VALIDATION_CLI_ENV) == "1" and loaded.problems:
+        raise WorkflowDefinitionsInvalid(loaded)
+
+
+def select_apps(loaded: LoadResult, apps: Collection[str]) -> LoadResult:
+    """Only the workflows, schedules and problems of `apps` (service problems stay)."""
+    wanted = set(apps)
+    return LoadResult(
+        defs_dir=loaded.defs_dir,
+        services=loaded.services,
+        workflows=[w for w in loaded.workflows if w.app_id in wanted],
+        schedules=[s for s in loaded.schedules if s.app_id in wanted],
+        broken=[b for b in loaded.broken if b.app_id in wanted],
+        problems=[
+            p
+            for p in loaded.problems
+            if not p.file.startswith("apps/") or p.file.split("/")[1] in wanted
+        ],
+    )
+
+
+def plans_of(folder: Path) -> LoadResult:
+    """The checked plans of any definitions folder, once per folder and process."""
+    return _plans_from(folder.resolve())
+
+
 def load() -> tuple[LoadResult, dg.Definitions]:
     """The definitions of `defs_dir()`, built once per folder and process."""
     return load_plans(), _definitions_from(defs_dir())
@@ -276,4 +331,5 @@ def job_by_name(name: str) -> dg.JobDefinition:
 def defs() -> dg.RepositoryDefinition:
     """The code location, loaded when Dagster loads it, not when this module is imported
     (a process that runs one job imports it too); its jobs are built when asked for."""
+    check_for_validation(_plans_from(defs_dir()))
     return _repository_from(defs_dir())
