@@ -1,4 +1,4 @@
-"""Request rate limits shared by threads and asyncio tasks of one process.
+"""Request rate limits: per step in one process, and per service across processes.
 
 A limiter hands out evenly spaced time slots (a token bucket of size one): with 5
 requests per second, calls start at t, t+0.2, t+0.4, ... whoever asks. Spacing rather
@@ -8,6 +8,10 @@ server counting "N per second" or "N per minute" expects. Idle time earns no cre
 The reservation takes a lock only for the arithmetic, never while waiting, so the same
 limiter serves blocking callers (`acquire`) and coroutines (`acquire_async`) at once:
 the forEach event loop thread and ordinary op threads draw from one schedule.
+
+A service's limit (`service_limiter`) keeps that schedule in shared state instead
+(resources.shared_slots: Redis when `$WORKFLOWS_REDIS_URL` is set, else a locked file),
+so it holds across every process of every run and, with Redis, across machines.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import asyncio
 import threading
 import time
 
+from resources.shared_slots import SlotStore, shared_slots, store_location
+
 
 class RateLimiter:
     """At most `per_second` calls per second, spaced evenly.
@@ -23,12 +29,14 @@ class RateLimiter:
     Args:
         per_second: the allowed rate; below 1 means fewer than one call per second
             (`requests_per_minute / 60`).
+        slots: shared state holding the schedule; None keeps it in this object.
     """
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, slots: SlotStore | None = None) -> None:
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self._interval = _interval(per_second)
+        self._slots = slots
 
     @property
     def per_second(self) -> float:
@@ -41,7 +49,13 @@ class RateLimiter:
             self._interval = interval
 
     def reserve(self) -> float:
-        """Take the next free slot and return how many seconds until it starts."""
+        """Take the next free slot and return how many seconds until it starts.
+
+        With shared slots this is one short exclusive update (a file lock or a Redis
+        script, well under a millisecond here): coroutines call it on the event loop.
+        """
+        if self._slots is not None:
+            return self._slots.take(self._interval)
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next_slot)
@@ -76,25 +90,27 @@ def combined_rate(per_second: float | None, per_minute: float | None) -> float |
 
 
 _registry_lock = threading.Lock()
-_registry: dict[str, RateLimiter] = {}
+_registry: dict[tuple[str, str], RateLimiter] = {}
 
 
 def service_limiter(
     service_name: str, *, per_second: float | None = None, per_minute: float | None = None
 ) -> RateLimiter | None:
-    """The process-wide limiter of a service, created on first use; None without a limit.
+    """The limiter of a service, created on first use; None without a limit.
 
-    Every op and forEach item of the process that calls the service shares it, so the
-    service's limit holds for the process as a whole. When the configured rate changes
-    (a reloaded catalog), the existing limiter takes the new rate.
+    Its schedule lives in shared state (see the top), so every op and forEach item of
+    every process using the same state draws from one schedule: the service's limit
+    holds for the deployment as a whole. One object per service and state in a process;
+    when the configured rate changes (a reloaded catalog), it takes the new rate.
     """
     rate = combined_rate(per_second, per_minute)
     if rate is None:
         return None
+    key = (store_location(service_name), service_name)
     with _registry_lock:
-        limiter = _registry.get(service_name)
+        limiter = _registry.get(key)
         if limiter is None:
-            limiter = _registry[service_name] = RateLimiter(rate)
+            limiter = _registry[key] = RateLimiter(rate, shared_slots(service_name))
         elif abs(limiter.per_second - rate) > 1e-12:
             limiter.set_rate(rate)
         return limiter
