@@ -25,6 +25,11 @@ The journal is flushed to the operating system, not fsynced: it survives a kille
 process; a machine that loses its disk cache loses at most the last pages, which the
 resumed step fetches again (the journal is the only record of them, so nothing is written
 twice).
+
+On object storage (`TABLE_STORE_ROOT=s3://...`) nothing can be appended to, so the
+journal is one object per entry, `journal-<seq>.json` (a PUT is atomic: no torn entry),
+deleted when a part covers it; parts and their JSON are objects too. A re-execution on
+another machine finds the checkpoint there.
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
+from resources.object_store import Place
 from resources.table_store import TableStoreResource, TableWriter
 
 JOURNAL = "journal.jsonl"
+ENTRY_PREFIX = "journal-"  # one object per entry on object storage
 
 
 def key_text(key: Any) -> str:
@@ -117,22 +124,58 @@ class Journal:
             self._file = None
 
 
+class ObjectJournal:
+    """The journal on object storage: one object per entry, named by its `seq`."""
+
+    def __init__(self, folder: Place) -> None:
+        self.folder = folder
+
+    def load(self, after_seq: int) -> list[dict[str, Any]]:
+        """The entries after `after_seq`, in order (older ones a part already holds)."""
+        entries = []
+        for place in self.folder.files(ENTRY_PREFIX, ".json"):
+            if _entry_seq(place) > after_seq:
+                entries.append(orjson.loads(place.read_bytes()))
+        return entries
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        name = f"{ENTRY_PREFIX}{entry['seq']:012d}.json"
+        self.folder.child(name).write_bytes(orjson.dumps(entry, default=str))
+
+    def reset(self) -> None:
+        """Delete the entries: a part now holds everything they had."""
+        for place in self.folder.files(ENTRY_PREFIX, ".json"):
+            place.delete()
+
+    def close(self) -> None:
+        """Nothing stays open between entries."""
+
+
+def _entry_seq(place: Place) -> int:
+    return int(place.name[len(ENTRY_PREFIX) : -len(".json")])
+
+
 class StepCheckpoint:
-    """The checkpoint of one step in one run lineage."""
+    """The checkpoint of one step in one run lineage (a local folder or a bucket prefix)."""
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | Place,
         schema: Mapping[str, str] | None,
         *,
         step_name: str,
         part_rows: int,
     ) -> None:
         self.folder = folder
+        self.place = folder if isinstance(folder, Place) else Place.local(folder)
         self.schema = dict(schema) if schema else None
         self.step_name = step_name
         self.part_rows = part_rows
-        self.journal = Journal(folder / JOURNAL)
+        self.journal: Journal | ObjectJournal = (
+            ObjectJournal(self.place)
+            if self.place.remote
+            else Journal(Path(self.place.path) / JOURNAL)
+        )
         self._rows: list[Mapping[str, Any]] = []  # since the last part, when kept
         self._buffered = 0  # rows since the last part
         self._keys: list[str] = []
@@ -153,13 +196,14 @@ class StepCheckpoint:
         step_name: str,
         schema: Mapping[str, str] | None,
     ) -> StepCheckpoint:
-        folder = store.root_path() / lineage / "checkpoints" / step_name
+        place = store.place().child(lineage, "checkpoints", step_name)
+        folder = place if place.remote else Path(place.path)
         return cls(folder, schema, step_name=step_name, part_rows=store.batch_rows)
 
     def _load_parts(self) -> None:
         resume = self.resume
-        for meta_path in sorted(self.folder.glob("part-*.json")):
-            meta = json.loads(meta_path.read_text())
+        for meta_place in self.place.files("part-", ".json"):
+            meta = json.loads(meta_place.read_bytes())
             resume.parts += 1
             resume.done_keys.update(meta["keys"])
             resume.state, resume.complete = meta["state"], meta["complete"]
@@ -217,12 +261,12 @@ class StepCheckpoint:
         """Compact what was added since the last part into a part (no-op when nothing was)."""
         if self._seq == self._part_seq:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.place.ensure_folder()
         self._parts += 1
         name = f"part-{self._parts:06d}"
         if self._rows and self.schema:
             with TableWriter(
-                self.folder / f"{name}.parquet", self.step_name, name, self.schema, self.part_rows
+                self.place.child(f"{name}.parquet"), self.step_name, name, self.schema, self.part_rows
             ) as writer:
                 writer.write_records(self._rows)
         self._total += self._buffered
@@ -235,9 +279,8 @@ class StepCheckpoint:
             "rows": self._buffered,
             "seq": self._seq,
         }
-        temp = self.folder / f".{name}.json.tmp"
-        temp.write_text(json.dumps(meta))
-        temp.replace(self.folder / f"{name}.json")
+        # Written last and at once: the part counts only when this file exists.
+        self.place.child(f"{name}.json").write_bytes(json.dumps(meta).encode())
         self.journal.reset()
         self._rows, self._keys, self._buffered = [], [], 0
         self._part_seq = self._seq
@@ -256,13 +299,17 @@ class StepCheckpoint:
         self.journal.close()
         if writer is None:
             return
-        for part in sorted(self.folder.glob("part-*.parquet")):
-            if (part.with_suffix(".json")).exists():
-                parquet = pq.ParquetFile(part, pre_buffer=False)
-                try:
-                    writer.write_batches(parquet.iter_batches(batch_size=self.part_rows))
-                finally:
-                    parquet.close()
+        for part in self.place.files("part-", ".parquet"):
+            if part.sibling(part.name.removesuffix(".parquet") + ".json").exists():
+                self._copy_part(part, writer)
+
+    def _copy_part(self, part: Place, writer: TableWriter) -> None:
+        with part.filesystem.open_input_file(part.path) as source:
+            parquet = pq.ParquetFile(source, pre_buffer=False)
+            try:
+                writer.write_batches(parquet.iter_batches(batch_size=self.part_rows))
+            finally:
+                parquet.close()
 
     def close(self) -> None:
         """The step stops (it failed): what it finished is on disk already."""
@@ -271,4 +318,7 @@ class StepCheckpoint:
     def remove(self) -> None:
         """The step succeeded: nothing is left to resume."""
         self.journal.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.place.remote:
+            self.place.delete_tree()
+        else:
+            shutil.rmtree(self.place.path, ignore_errors=True)

@@ -1,9 +1,10 @@
 """The table store: each step's output table as one Parquet file, scoped to its run.
 
-Layout: `<root>/<run_id>/<step_name>.parquet`. Ops hand each other small `TableHandle`s;
-the rows stay on disk and are written and read in bounded batches. Casting to a step's
-`outputSchema` lives in `resources.table_store_types`, the sandboxed DuckDB query runner
-in `resources.table_store_sql`.
+Layout: `<root>/<run_id>/<step_name>.parquet`, the root a local folder or an
+`s3://bucket/prefix` (`resources.object_store`). Ops hand each other small `TableHandle`s;
+the rows stay in the store and are written and read in bounded batches. Casting to a
+step's `outputSchema` lives in `resources.table_store_types`, the sandboxed DuckDB query
+runner in `resources.table_store_sql`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from resources.object_store import S3_SCHEME, Place, s3_root
 from resources.paths import data_dir
 from resources.table_store_sql import Params, SqlError, describe_query, sandboxed_query
 from resources.table_store_types import (
@@ -64,7 +66,7 @@ class TableHandle:
 
     Attributes:
         name: the workflow's `outputTable` name (the name SQL uses).
-        path: the Parquet file.
+        path: the Parquet file: a local path or `s3://bucket/key`.
         row_count: rows in the file.
         columns: column -> DuckDB type, in column order.
     """
@@ -79,7 +81,10 @@ class TableWriter:
     """Streams one step's rows into a Parquet file; use it as a context manager.
 
     Rows go to a temporary file in the run folder, renamed into place only when the
-    `with` block ends without an exception, so a failed step leaves no table behind.
+    `with` block ends without an exception, so a failed step leaves no table behind. On
+    object storage they stream to the final key (a multipart upload: S3 has no rename,
+    and a copy is limited to 5 GB); a failed step's object is deleted, and a killed
+    process never completes its upload, so no object appears.
     With a schema every value is cast to its column type; without one, the columns are
     inferred from the first batch of records (`infer_type`) or taken from the first
     Arrow reader, and a later record with an unknown field is an error, not dropped.
@@ -87,13 +92,14 @@ class TableWriter:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Place,
         step_name: str,
         table_name: str,
         schema: Mapping[str, str] | None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> None:
-        self.path, self.step_name, self.table_name = path, step_name, table_name
+        self.place = path if isinstance(path, Place) else Place.local(path)
+        self.step_name, self.table_name = step_name, table_name
         self.handle: TableHandle | None = None
         self._declared = schema is not None
         self._types = {c: normalize_type(t) for c, t in schema.items()} if schema else None
@@ -107,10 +113,14 @@ class TableWriter:
         self._rows = 0  # rows accepted before the current record buffer
         self._source: str | None = None  # "records" or "batches" when undeclared
         self._parquet: pq.ParquetWriter | None = None
-        self._temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")
+        self._stream: pa.NativeFile | None = None
+        stem = self.place.name.removesuffix(".parquet")
+        remote = self.place.remote
+        self._temp = self.place if remote else self.place.sibling(f".{stem}.{uuid.uuid4().hex}.tmp")
 
     def __enter__(self) -> TableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.place.remote:
+            Path(self.place.path).parent.mkdir(parents=True, exist_ok=True)
         return self
 
     def __exit__(
@@ -270,7 +280,12 @@ class TableWriter:
     def _writer(self) -> pq.ParquetWriter:
         if self._parquet is None:
             assert self._arrow is not None
-            self._parquet = pq.ParquetWriter(self._temp, self._arrow)
+            if self.place.remote:
+                temp = self._temp
+                self._stream = temp.filesystem.open_output_stream(temp.path)
+                self._parquet = pq.ParquetWriter(self._stream, self._arrow)
+            else:
+                self._parquet = pq.ParquetWriter(self._temp.path, self._arrow)
         return self._parquet
 
     def _finish(self) -> None:
@@ -282,16 +297,22 @@ class TableWriter:
                 "no columns; declare an outputSchema"
             )
         self._writer().close()
-        os.replace(self._temp, self.path)
-        columns = self._types if self._types is not None else _describe_file(self.path)
-        self.handle = TableHandle(self.table_name, str(self.path), self._rows, dict(columns))
+        if self._stream is not None:
+            self._stream.close()  # completes the upload: the object appears now
+        else:
+            os.replace(self._temp.path, self.place.path)
+        columns = self._types if self._types is not None else _describe_file(self.place)
+        self.handle = TableHandle(self.table_name, self.place.uri, self._rows, dict(columns))
 
     def _abort(self) -> None:
         try:
             if self._parquet is not None:
                 self._parquet.close()
+            if self._stream is not None:
+                self._stream.close()
         finally:
-            self._temp.unlink(missing_ok=True)
+            if self._parquet is not None:
+                self._temp.delete()
 
 
 def _arrow_schema(types: Mapping[str, str]) -> pa.Schema:
@@ -311,13 +332,24 @@ def _lossless_arrow_cast(source: pa.DataType, target: pa.DataType) -> bool:
     return pa.types.is_string(source) and pa.types.is_string(target)
 
 
-def _describe_file(path: Path) -> dict[str, str]:
+def _describe_file(place: Place) -> dict[str, str]:
     con = duckdb.connect(":memory:")
     try:
-        rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        if place.remote:
+            # Arrow's reading of the file, as a query sees it (same types as read_parquet).
+            con.register("t", _dataset(place))
+            rows = con.execute("DESCRIBE SELECT * FROM t").fetchall()
+        else:
+            rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [place.path]).fetchall()
     finally:
         con.close()
     return {str(row[0]): str(row[1]) for row in rows}
+
+
+def _dataset(place: Place) -> Any:
+    import pyarrow.dataset as ds  # only object storage needs it
+
+    return ds.dataset(place.path, filesystem=place.filesystem, format="parquet")
 
 
 class TableStoreResource(dg.ConfigurableResource):
@@ -325,31 +357,59 @@ class TableStoreResource(dg.ConfigurableResource):
 
     root: str | None = Field(
         default=None,
-        description="Folder holding the tables; default `$TABLE_STORE_ROOT`, else "
-        "`<data dir>/tables`. Local paths only for now.",
+        description="Folder or `s3://bucket/prefix` holding the tables; default "
+        "`$TABLE_STORE_ROOT`, else `<data dir>/tables`.",
     )
     batch_rows: int = Field(
         default=DEFAULT_BATCH_ROWS,
         description="Rows per Parquet row group and per batch in memory while streaming.",
     )
 
-    def root_path(self) -> Path:
+    def place(self) -> Place:
+        """The root: a local folder, or a bucket prefix for `s3://bucket/prefix`."""
         configured = self.root or os.environ.get("TABLE_STORE_ROOT")
         if not configured:
-            return data_dir() / "tables"
+            return Place.local(data_dir() / "tables")
         if configured.startswith("file://"):
             configured = configured[len("file://") :]
+        if configured.startswith(S3_SCHEME):
+            return s3_root(configured)
         if "://" in configured:
             raise TableStoreError(
-                f"table store root {configured!r}: only local folders are supported"
+                f"table store root {configured!r}: expected a local folder or "
+                "s3://bucket/prefix"
             )
-        return Path(configured).expanduser().resolve()
+        return Place.local(Path(configured).expanduser().resolve())
 
-    def table_path(self, run_id: str, step_name: str) -> Path:
+    def is_local(self) -> bool:
+        configured = self.root or os.environ.get("TABLE_STORE_ROOT") or ""
+        return not configured.startswith(S3_SCHEME)
+
+    def root_path(self) -> Path:
+        """The root folder of a local store (object storage has none: see `place`)."""
+        place = self.place()
+        if place.remote:
+            raise TableStoreError(f"table store root {place.uri!r} is object storage, not a folder")
+        return Path(place.path)
+
+    def table_place(self, run_id: str, step_name: str) -> Place:
         for label, value in (("run id", run_id), ("step name", step_name)):
             if not _SAFE_NAME.match(value):
                 raise TableStoreError(f"{label} {value!r} is not a safe file name")
-        return self.root_path() / run_id / f"{step_name}.parquet"
+        return self.place().child(run_id, f"{step_name}.parquet")
+
+    def table_path(self, run_id: str, step_name: str) -> Path:
+        """The file of a step's table in a local store."""
+        place = self.table_place(run_id, step_name)
+        if place.remote:
+            raise TableStoreError(f"table {place.uri!r} is in object storage, not a file")
+        return Path(place.path)
+
+    def handle_place(self, handle: TableHandle) -> Place:
+        """Where a table of this store (or one written under the same settings) is."""
+        if handle.path.startswith(S3_SCHEME):
+            return s3_root(handle.path)
+        return Place.local(handle.path)
 
     def open_writer(
         self,
@@ -359,8 +419,8 @@ class TableStoreResource(dg.ConfigurableResource):
         schema: Mapping[str, str] | None = None,
     ) -> TableWriter:
         """A writer for one step's table; `with store.open_writer(...) as w: ...; w.handle`."""
-        path = self.table_path(run_id, step_name)
-        return TableWriter(path, step_name, table_name, schema, self.batch_rows)
+        place = self.table_place(run_id, step_name)
+        return TableWriter(place, step_name, table_name, schema, self.batch_rows)
 
     @contextmanager
     def query(
@@ -370,14 +430,22 @@ class TableStoreResource(dg.ConfigurableResource):
 
         Each key of `inputs` becomes a view of that name; nothing else is readable.
         """
-        spill_root = self.root_path() / ".spill"
+        root = self.place()
+        # DuckDB spills to a local folder, also when the tables are in a bucket.
+        spill_root = (data_dir() if root.remote else Path(root.path)) / ".spill"
         spill_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=spill_root, prefix="query-") as spill:
-            views = {name: handle.path for name, handle in inputs.items()}
+            views = {name: self._view(handle) for name, handle in inputs.items()}
             with sandboxed_query(
                 sql, params, views, temp_dir=spill, batch_rows=self.batch_rows
             ) as reader:
                 yield reader
+
+    def _view(self, handle: TableHandle) -> Any:
+        # A bucket's file is read by Arrow and handed to DuckDB as a dataset: DuckDB's
+        # own S3 reader is the httpfs extension, a download the sandbox forbids.
+        place = self.handle_place(handle)
+        return _dataset(place) if place.remote else place.path
 
     def describe(
         self,
@@ -394,11 +462,15 @@ class TableStoreResource(dg.ConfigurableResource):
         """The table's rows as record batches of at most `batch_rows` rows."""
         # pre_buffer=False: by default pyarrow buffers every row group iter_batches will
         # read, which holds the whole table in memory.
-        parquet = pq.ParquetFile(handle.path, pre_buffer=False)
+        place = self.handle_place(handle)
+        source = place.filesystem.open_input_file(place.path) if place.remote else place.path
+        parquet = pq.ParquetFile(source, pre_buffer=False)
         try:
             yield from parquet.iter_batches(batch_size=self.batch_rows, columns=columns)
         finally:
             parquet.close()
+            if not isinstance(source, str):
+                source.close()
 
     def iter_rows(self, handle: TableHandle) -> Iterator[dict[str, Any]]:
         """The table's rows as dicts, streamed (Python values: Decimal, datetime, UUID)."""

@@ -1,6 +1,7 @@
 """Sandboxed DuckDB for step SQL: run a query over step tables, or describe it at load time.
 
-A query connection is in-memory. Each input table becomes a view over its Parquet file;
+A query connection is in-memory. Each input table becomes a view over its Parquet file
+(or, for a table in object storage, a registered Arrow dataset that pyarrow reads);
 then the connection is locked down: only those files (and a private spill folder) may be
 read, external access is off, and the configuration is locked, so the query cannot read
 `/etc/passwd`, other Parquet files, ATTACH, COPY, INSTALL or switch any of that back on.
@@ -47,16 +48,25 @@ def _lock_down(con: duckdb.DuckDBPyConnection, paths: list[str], temp_dir: str) 
     con.execute("SET lock_configuration = true")
 
 
-def open_sandbox(views: Mapping[str, str], temp_dir: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection where only `views` (name -> Parquet path) can be read."""
+def open_sandbox(views: Mapping[str, Any], temp_dir: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection where only `views` can be read.
+
+    A view's source is a local Parquet path or an Arrow dataset (registered before the
+    lock-down; DuckDB scans it through Arrow, so no file system access is needed).
+    """
     con = duckdb.connect(":memory:")
     try:
-        for name, path in views.items():
+        paths = []
+        for name, source in views.items():
+            if not isinstance(source, str):
+                con.register(name, source)
+                continue
+            paths.append(source)
             con.execute(
                 f"CREATE VIEW {quote_identifier(name)} AS "
-                f"SELECT * FROM read_parquet({_quote_literal(path)})"
+                f"SELECT * FROM read_parquet({_quote_literal(source)})"
             )
-        _lock_down(con, list(views.values()), temp_dir)
+        _lock_down(con, paths, temp_dir)
     except BaseException:
         con.close()
         raise
@@ -67,7 +77,7 @@ def open_sandbox(views: Mapping[str, str], temp_dir: str) -> duckdb.DuckDBPyConn
 def sandboxed_query(
     sql: str,
     params: Params,
-    views: Mapping[str, str],
+    views: Mapping[str, Any],
     *,
     temp_dir: str,
     batch_rows: int = 10_000,
@@ -77,7 +87,7 @@ def sandboxed_query(
     Args:
         sql: the query; `$name` or `?` placeholders are bound from `params`.
         params: a mapping for `$name`, a sequence for `?`, or None.
-        views: table name -> Parquet path; each becomes a view of that name.
+        views: table name -> Parquet path or Arrow dataset; each becomes a view of that name.
         temp_dir: a private, existing folder DuckDB may spill to.
         batch_rows: rows per record batch.
 

@@ -279,7 +279,9 @@ def test_root_from_environment_and_default(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.delenv("TABLE_STORE_ROOT")
     monkeypatch.setenv("WORKFLOWS_DATA_DIR", str(tmp_path / "data"))
     assert TableStoreResource().root_path() == tmp_path / "data" / "tables"
-    with pytest.raises(TableStoreError, match="only local folders"):
+    with pytest.raises(TableStoreError, match="expected a local folder or s3://bucket/prefix"):
+        TableStoreResource(root="gs://bucket/x").root_path()
+    with pytest.raises(TableStoreError, match="is object storage, not a folder"):
         TableStoreResource(root="s3://bucket/x").root_path()
 
 
