@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 import dagster as dg
 from dagster.components.scaffold.scaffold import scaffold_with
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from resources.app_database import AppDatabaseError, AppDatabaseResource, validate_app_id
 from resources.secrets import db_url_passwords, register_secret
@@ -70,6 +70,9 @@ class NamedUrlAppDatabaseResource(AppDatabaseResource):
 class WorkflowsComponent(dg.Component, dg.Model, dg.Resolvable):
     """JSON workflows (services, apps, workflows, schedules) as Dagster jobs, schedules,
     sensors and resources; `workflows check` and `dg check defs` report the same problems."""
+
+    # A URL given where a variable name belongs may hold a password: errors do not echo it.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     defs_dir: str = Field(
         default="workflow_defs",
