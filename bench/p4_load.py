@@ -39,6 +39,42 @@ loaded, defs = m.load()
 jobs = defs.resolve_all_job_defs()
 assert len(jobs) >= {n}, len(jobs)
 """
+# Dagster's own share: the same jobs (ops, inputs, outputs, tags, dependencies) rebuilt
+# from plain OpDefinitions with empty bodies, then resolved; prints those seconds only.
+FLOOR_SCRIPT = """
+import time
+import dagster as dg
+import translators.definitions as m
+loaded, defs = m.load()
+ours = defs.resolve_all_job_defs()
+def body(context, inputs):
+    yield from ()
+started = time.perf_counter()
+jobs = []
+for job in ours:
+    graph = job.graph
+    ops = [
+        dg.OpDefinition(
+            name=node.definition.name,
+            compute_fn=body,
+            ins={i.name: dg.In(i.dagster_type) for i in node.definition.input_defs},
+            outs={o.name: dg.Out(o.dagster_type, is_required=o.is_required)
+                   for o in node.definition.output_defs},
+            required_resource_keys=set(node.definition.required_resource_keys),
+            tags=dict(node.definition.tags),
+            description=node.definition.description,
+            config_schema=node.definition.config_schema,
+        )
+        for node in graph.nodes
+    ]
+    copy = dg.GraphDefinition(
+        name=job.name, node_defs=ops, dependencies=graph.dependencies,
+        description=job.description,
+    )
+    jobs.append(copy.to_job(executor_def=dg.in_process_executor, tags=dict(job.tags)))
+dg.Definitions(jobs=jobs, resources=dict(defs.resources or {})).resolve_all_job_defs()
+print(time.perf_counter() - started)
+"""
 STEP_LOAD_SCRIPT = """
 from translators.cli_runs import reconstructable
 job = reconstructable({job!r}).get_definition()
@@ -138,6 +174,25 @@ def timed_python(code: str, env: dict[str, str] | None = None) -> float:
     return seconds
 
 
+def dagster_floor(repeats: int, env: dict[str, str]) -> dict[str, Any]:
+    """Median seconds Dagster alone takes to build and resolve the same jobs."""
+    runs = []
+    for _ in range(repeats):
+        child_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-c", FLOOR_SCRIPT],
+            cwd=REPO_ROOT,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"floor script failed: {done.stderr[-2000:]}")
+        runs.append(round(float(done.stdout.strip().splitlines()[-1]), 3))
+    return {"median_s": round(statistics.median(runs), 3), "runs_s": runs}
+
+
 def median_of(repeats: int, code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     runs = [round(timed_python(code, env), 3) for _ in range(repeats)]
     return {"median_s": round(statistics.median(runs), 3), "runs_s": runs}
@@ -165,6 +220,7 @@ def measure(root: Path, workflows: int, repeats: int) -> dict[str, Any]:
         "generate_s": round(generate_s, 3),
         "import_dagster": median_of(repeats, "import dagster"),
         "load": median_of(repeats, LOAD_SCRIPT.format(n=len(jobs)), many_env),
+        "dagster_floor": dagster_floor(repeats, many_env),
         "step_load_many": median_of(repeats, step_code, many_env),
         "step_load_one": median_of(repeats, step_code, {"WORKFLOW_DEFS_DIR": str(one), **data}),
         "step_job": single,

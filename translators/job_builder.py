@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 
 from resources.secrets import redact, redact_value
+from resources.service_limits import service_pool
 from resources.table_store import TableHandle
+from translators.celery_executor import choosing_executor
 from translators.errors import DefinitionError, Problem
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
-from translators.naming import AFTER_INPUT_NAME, VARIABLES_STEP_NAME
+from translators.naming import AFTER_INPUT_NAME
 from translators.run_secrets import redacted_failures, register_run_secrets
+from translators.run_variables import VARIABLES_OP, run_variables, variables_op
 from translators.run_worker import recording_worker
-from translators.spec import ParamVariableSpec, ServiceCallStepSpec, ServiceSpec, SettingsSpec
+from translators.spec import ServiceCallStepSpec, ServiceSpec, SettingsSpec
 from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
 from translators.steps.runtime import RedactingLog
 from translators.steps.service_call import step_retry_policy
 from translators.thread_executor import threads_executor
-from translators.variables import iso_utc, resolve_variables
 
-VARIABLES_OP = VARIABLES_STEP_NAME
 AFTER_INPUT = AFTER_INPUT_NAME
 TABLE_STORE_KEY = "table_store"
 APP_DB_KEY = "app_db"
@@ -48,24 +48,29 @@ def build_job(
     dependencies: dict[Any, dict[str, Any]] = {}
     for step in workflow.steps:
         direct, ordering = split_dependencies(workflow, step)
-        inputs: dict[str, Any] = {VARIABLES_OP: dg.DependencyDefinition(VARIABLES_OP, "result")}
-        inputs |= {up: dg.DependencyDefinition(up, "result") for up in direct}
+        inputs: dict[str, Any] = {up: dg.DependencyDefinition(up, "result") for up in direct}
+        if not step.depends_on:  # a first step runs after the variables are checked
+            inputs[VARIABLES_OP] = dg.DependencyDefinition(VARIABLES_OP, "result")
         if ordering:
             inputs[AFTER_INPUT] = dg.MultiDependencyDefinition(
                 [dg.DependencyDefinition(up, "result") for up in ordering]
             )
         dependencies[dg.NodeInvocation(step_ops[step.name].name, alias=step.name)] = inputs
-    variables_op = _variables_op(workflow, catalog)
-    dependencies[dg.NodeInvocation(variables_op.name, alias=VARIABLES_OP)] = {}
+    variables = variables_op(workflow, catalog)
+    dependencies[dg.NodeInvocation(variables.name, alias=VARIABLES_OP)] = {}
     graph = dg.GraphDefinition(
         name=workflow.job_name,
         description=_job_description(workflow),
-        node_defs=[variables_op, *step_ops.values()],
+        node_defs=[variables, *step_ops.values()],
         dependencies=dependencies,
     )
     return graph.to_job(
-        # The run worker records itself so a killed worker is detected (SPEC 5.5).
-        executor_def=recording_worker(executor_for(workflow.spec.settings)),
+        # The run worker records itself so a killed worker is detected (SPEC 5.5); a run
+        # may go to Celery workers (settings.executor or a run tag, docs/scaling.md).
+        executor_def=choosing_executor(
+            recording_worker(executor_for(workflow.spec.settings)),
+            always_celery=workflow.spec.settings.executor == "celery",
+        ),
         tags=_job_tags(workflow),
         partitions_def=partitions_def,
         # Prefills the launchpad; backfills of a partitioned job use it as their config.
@@ -127,73 +132,6 @@ def _job_tags(workflow: WorkflowPlan) -> dict[str, str]:
 # Dagster sees the string "OpExecutionContext" and rejects it as a foreign type.
 
 
-def _variables_op(workflow: WorkflowPlan, catalog: dict[str, ServiceSpec]) -> dg.OpDefinition:
-    """Resolves the variables once per run; its stored output is the run's record of them,
-    so a retry or a re-execution from failure sees the same values (SPEC 5.4)."""
-    specs = workflow.spec.variables
-    param_fields = {
-        name: dg.Field(
-            dg.Any,
-            is_required=spec.required,
-            description="workflow param" + (" (optional)" if spec.optional else ""),
-        )
-        for name, spec in specs.items()
-        if isinstance(spec, ParamVariableSpec)
-    }
-    config_schema = {
-        "params": dg.Field(
-            param_fields, is_required=any(f.is_required for f in param_fields.values())
-        ),
-        "logical_time": dg.Field(
-            str, is_required=False, description="ISO-8601; default: partition or launch time"
-        ),
-        "timezone": dg.Field(str, default_value="UTC", description="zone of dateOffset dates"),
-    }
-
-    def compute(context, _inputs: Mapping[str, Any]) -> Iterator[Any]:
-        register_run_secrets(catalog)
-        with redacted_failures():
-            logical_time, timezone = _logical_time(context)
-            params = context.op_config.get("params") or {}
-            values = resolve_variables(specs, params, logical_time, timezone)
-        yield dg.Output(
-            {"values": values, "logical_time": iso_utc(logical_time), "timezone": timezone},
-            "result",
-            metadata={
-                "logical time": iso_utc(logical_time),
-                "timezone": timezone,
-                **{
-                    f"var {name}": dg.MetadataValue.text(redact(repr(value)))
-                    for name, value in values.items()
-                },
-            },
-        )
-
-    return dg.OpDefinition(
-        name=f"{workflow.job_name}__{VARIABLES_OP}",
-        compute_fn=compute,
-        config_schema=config_schema,
-        outs={"result": dg.Out(dict)},
-        description="Resolves the workflow's variables against the run's logical time.",
-    )
-
-
-def _logical_time(context: dg.OpExecutionContext) -> tuple[dt.datetime, str]:
-    """Schedule tick (from config), else partition start, else the run's launch time."""
-    timezone = context.op_config.get("timezone") or "UTC"
-    configured = context.op_config.get("logical_time")
-    if configured:
-        moment = dt.datetime.fromisoformat(configured.replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)), timezone
-    if context.has_partition_key:
-        start = context.partition_time_window.start
-        # Backfills take dates in the partitions' (= the schedule's) timezone.
-        return start, getattr(start.tzinfo, "key", timezone)
-    record = context.instance.get_run_record_by_id(context.run_id)
-    created = record.create_timestamp if record else dt.datetime.now(dt.UTC)
-    return created.astimezone(dt.UTC), timezone
-
-
 def _services_used(step: StepPlan) -> list[str]:
     """The catalog names of the services a step calls."""
     spec = step.spec
@@ -228,7 +166,7 @@ def _step_op(
             job_name=workflow.job_name,
             run_id=context.run_id,
             lineage=context.run.root_run_id or context.run_id,
-            variables=inputs[VARIABLES_OP]["values"],
+            variables=run_variables(context, workflow)["values"],
             tables={h.name: h for h in inputs.values() if isinstance(h, TableHandle)},
             table_store=getattr(context.resources, TABLE_STORE_KEY),
             app_db=getattr(context.resources, APP_DB_KEY),
@@ -250,6 +188,8 @@ def _step_op(
         outs={"result": dg.Out(dg.Any, is_required=not is_branch)},
         required_resource_keys=resource_keys,
         retry_policy=_retry_policy(step),
+        # Caps the steps calling one service across runs (instance pools, SPEC 5.6).
+        pool=service_pool(service_names[0]) if service_names else None,
         tags={
             "workflow/file": workflow.file,
             "workflow/pointer": step.pointer,
@@ -267,7 +207,9 @@ def _retry_policy(step: StepPlan) -> dg.RetryPolicy | None:
 
 def _inputs(workflow: WorkflowPlan, step: StepPlan) -> dict[str, dg.In]:
     direct, ordering = split_dependencies(workflow, step)
-    ins = {VARIABLES_OP: dg.In(dict), **{up: dg.In(dg.Any) for up in direct}}
+    ins = {up: dg.In(dg.Any) for up in direct}
+    if not step.depends_on:
+        ins[VARIABLES_OP] = dg.In(dg.Nothing)
     if ordering:
         ins[AFTER_INPUT] = dg.In(dg.Nothing)
     return ins
