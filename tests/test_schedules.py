@@ -18,7 +18,10 @@ TICK = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
 
 def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, tick: dt.datetime):
     schedule = defs.resolve_schedule_def(name)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    # The repository, as the daemon gives it: a partitioned job's schedule looks it up there.
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    )
     return schedule.evaluate_tick(context)
 
 
