@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPONENT = "translators.component.WorkflowsComponent"
 EXAMPLE_JOB = "example__syncProducts"
 EXAMPLE_SCHEDULE = "example__nightly_products"
-# The app-table assets of the example (issue 9): add their keys here once they exist.
+# The app-table assets of the example (issue 9), as `dg list defs` keys: add
+# "example/products" here once persist targets are assets.
 EXAMPLE_APP_TABLE_ASSETS: list[str] = []
 DG_TIMEOUT = 120
 
