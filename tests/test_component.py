@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +25,14 @@ import pytest
 from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
 from resources.secrets import redact
 from translators.component import NamedUrlAppDatabaseResource, WorkflowsComponent
-from translators.definitions import build_definitions, load_plans
+from translators.definitions import (
+    VALIDATION_CLI_ENV,
+    WorkflowDefinitionsInvalid,
+    build_definitions,
+    check_for_validation,
+    load_plans,
+)
+from translators.loader import load_definitions
 from translators.location import defs_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +82,21 @@ def test_database_url_from_a_named_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SHOP_DB_URL_T12", "postgres://app:s3cret-t12@db.internal/shop")
     assert db.url_for("shop") == "postgresql://app:s3cret-t12@db.internal/shop"
     assert "s3cret-t12" not in redact("connect failed: app:s3cret-t12@db.internal")
+
+
+def test_problems_fail_dagsters_validation_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = ROOT / "translators" / "component_scaffold" / "example"
+    folder = tmp_path / "workflow_defs"
+    shutil.copytree(example, folder)
+    (folder / "apps" / "example" / "workflows" / "broken.json").write_text('{"steps": []}')
+    loaded = load_definitions(folder)
+    monkeypatch.delenv(VALIDATION_CLI_ENV, raising=False)
+    check_for_validation(loaded)  # a normal load keeps the failing job instead
+    monkeypatch.setenv(VALIDATION_CLI_ENV, "1")
+    with pytest.raises(WorkflowDefinitionsInvalid, match=r"apps/example/workflows/broken\.json#/"):
+        check_for_validation(loaded)
 
 
 def test_schema_rejects_bad_attributes() -> None:
