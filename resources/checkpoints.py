@@ -266,7 +266,11 @@ class StepCheckpoint:
         name = f"part-{self._parts:06d}"
         if self._rows and self.schema:
             with TableWriter(
-                self.place.child(f"{name}.parquet"), self.step_name, name, self.schema, self.part_rows
+                self.place.child(f"{name}.parquet"),
+                self.step_name,
+                name,
+                self.schema,
+                self.part_rows,
             ) as writer:
                 writer.write_records(self._rows)
         self._total += self._buffered

@@ -20,6 +20,7 @@ checkpoints, queries) asks it whether it is local only where the two must differ
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
@@ -110,17 +111,13 @@ class Place:
         os.replace(temp.path, self.path)
 
     def delete(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_file(self.path)
-        except FileNotFoundError:
-            pass
 
     def delete_tree(self) -> None:
         """Remove the folder and everything under it; a missing folder is fine."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_dir(self.path)
-        except FileNotFoundError:
-            pass
 
 
 def s3_root(configured: str) -> Place:

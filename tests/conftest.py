@@ -10,7 +10,7 @@ import pytest
 from translators.sql_analysis import SqlBinder
 
 # Fixtures that live in tests/support, shared by several test files.
-pytest_plugins = ["tests.support.fixtures_db"]
+pytest_plugins = ["tests.support.fixtures_db", "tests.support.s3"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from resources.table_store import SqlError, TableStoreResource
 from tests.support.app_tables import execute, rows
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
 from tests.support.jobs import write_defs
-from tests.support.s3 import SECRET_KEY, S3Store, moto_s3, s3_store  # noqa: F401
+from tests.support.s3 import SECRET_KEY, S3Store
 from translators.schedules import run_config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.scaleout]
@@ -37,7 +37,10 @@ PAGES = {
     "outputTable": "records",
     "outputSchema": SCHEMA,
 }
-EVENS = {"sql": "SELECT id, upper(name) AS name FROM records WHERE id % 2 = 0", "outputTable": "evens"}
+EVENS = {
+    "sql": "SELECT id, upper(name) AS name FROM records WHERE id % 2 = 0",
+    "outputTable": "evens",
+}
 PERSIST = {
     "id": "persist",
     "persistToDatabase": {
@@ -123,7 +126,9 @@ def test_a_reexecution_resumes_from_the_checkpoint_in_the_bucket(
     defs_with("resumes3", PAGES)
     with dg.instance_for_test() as instance:
         server.fail_when = lambda req, q: q.get("page") == "4"  # a 400: no step retry
-        first = dg.execute_job(recon("resumes3"), instance, run_config=run_config_for({}, None, "UTC"))
+        first = dg.execute_job(
+            recon("resumes3"), instance, run_config=run_config_for({}, None, "UTC")
+        )
         assert not first.success
         journal = s3_store.keys(f"{first.run_id}/checkpoints/pages/")
         assert len(journal) == 3, f"one journal object per finished page: {journal}"
@@ -176,14 +181,20 @@ def test_step_sql_reads_bucket_tables_and_nothing_else(s3_store: S3Store) -> Non
         writer.write_records([{"n": n, "doc": {"n": n}} for n in range(5)])
     handle = writer.handle
     assert handle is not None and handle.path == f"{s3_store.root}/run-1/a.parquet"
-    with store.query("SELECT sum(n) AS total, any_value(doc) AS doc FROM a", None, {"a": handle}) as r:
+    with store.query(
+        "SELECT sum(n) AS total, any_value(doc) AS doc FROM a", None, {"a": handle}
+    ) as r:
         result = r.read_all()
     assert result.column("total").to_pylist() == [10]
     assert str(result.schema.field("doc").type) == "extension<arrow.json>"
-    for sql in (f"SELECT * FROM read_parquet('{handle.path}')", "SELECT * FROM read_csv('/etc/passwd')"):
-        with pytest.raises(Exception, match="disabled by configuration"), store.query(
-            sql, None, {"a": handle}
-        ) as r:
+    for sql in (
+        f"SELECT * FROM read_parquet('{handle.path}')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ):
+        with (
+            pytest.raises(Exception, match="disabled by configuration"),
+            store.query(sql, None, {"a": handle}) as r,
+        ):
             r.read_all()
     with pytest.raises(SqlError), store.query("DROP TABLE a", None, {"a": handle}):
         pass
@@ -203,7 +214,7 @@ def test_settings_errors_name_the_variable_and_mask_the_secret(
     s3_filesystem()
     assert SECRET_KEY not in redact(f"signing with {SECRET_KEY} failed")
     monkeypatch.setenv("TABLE_STORE_ENDPOINT_URL", "127.0.0.1:9000")
-    with pytest.raises(ObjectStoreError, match="TABLE_STORE_ENDPOINT_URL.*http://host:port"):
+    with pytest.raises(ObjectStoreError, match=r"TABLE_STORE_ENDPOINT_URL.*http://host:port"):
         s3_filesystem()
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     with pytest.raises(ObjectStoreError, match="both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
@@ -214,9 +225,10 @@ def test_a_missing_bucket_is_named_without_the_secret(
     s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TABLE_STORE_ROOT", "s3://no-such-bucket-here/tables")
-    with pytest.raises(OSError) as caught, TableStoreResource().open_writer(
-        "run-1", "s", "s", SCHEMA
-    ) as w:
+    with (
+        pytest.raises(OSError) as caught,
+        TableStoreResource().open_writer("run-1", "s", "s", SCHEMA) as w,
+    ):
         w.write_records([{"id": 1, "name": "x"}])
     assert "no-such-bucket-here" in str(caught.value)
     assert SECRET_KEY not in str(caught.value)

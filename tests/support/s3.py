@@ -84,7 +84,7 @@ def _free_port() -> int:
 
 def start_moto(timeout: float = 30.0) -> tuple[S3Server, subprocess.Popen[bytes]]:
     port = _free_port()
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (the server's output, read on a failed start)
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
