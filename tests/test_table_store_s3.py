@@ -22,6 +22,8 @@ from tests.support.app_tables import execute, rows
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
 from tests.support.jobs import write_defs
 from tests.support.s3 import SECRET_KEY, S3Store
+from translators.housekeeping import OBJECT_STORAGE_SKIP, housekeeping_sensor
+from translators.job_builder import TABLE_STORE_KEY
 from translators.schedules import run_config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.scaleout]
@@ -232,3 +234,14 @@ def test_a_missing_bucket_is_named_without_the_secret(
         w.write_records([{"id": 1, "name": "x"}])
     assert "no-such-bucket-here" in str(caught.value)
     assert SECRET_KEY not in str(caught.value)
+
+
+def test_housekeeping_leaves_a_bucket_to_its_lifecycle_rules(s3_store: S3Store) -> None:
+    store = TableStoreResource()
+    with store.open_writer("old-run", "s", "s", SCHEMA) as writer:
+        writer.write_records([{"id": 1, "name": "x"}])
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={TABLE_STORE_KEY: store})
+        tick = housekeeping_sensor.evaluate_tick(context)
+    assert tick.skip_message == OBJECT_STORAGE_SKIP
+    assert s3_store.keys() == ["tables/old-run/s.parquet"]

@@ -301,6 +301,13 @@ def _delete(folder: Path) -> str | None:
     return None
 
 
+# Objects in a bucket expire by the bucket's lifecycle rules, which need no process.
+OBJECT_STORAGE_SKIP = (
+    "the table store is object storage (s3://...): expire its objects with a lifecycle "
+    "rule of the bucket; housekeeping removes local folders only"
+)
+
+
 @dg.sensor(
     name=SENSOR_NAME,
     minimum_interval_seconds=3600,
@@ -312,6 +319,8 @@ def housekeeping_sensor(
     context: dg.SensorEvaluationContext, table_store: TableStoreResource
 ) -> dg.SensorResult:
     # `table_store` is the resource of that key (TABLE_STORE_KEY): the jobs' own root.
+    if not table_store.is_local():
+        return dg.SensorResult(skip_reason=OBJECT_STORAGE_SKIP)
     report = housekeep(context.instance, table_store.root_path())
     for line in report.lines():
         context.log.info(line)
@@ -334,6 +343,9 @@ def cli(dry_run: bool) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if not TableStoreResource().is_local():
+        print(OBJECT_STORAGE_SKIP)
+        return 0
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     report = housekeep(
