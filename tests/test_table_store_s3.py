@@ -177,6 +177,17 @@ def test_checkpoint_parts_and_journal_in_the_bucket(s3_store: S3Store) -> None:
     assert not s3_store.keys("lineage/")
 
 
+def test_for_each_items_resume_from_the_bucket(s3_store: S3Store) -> None:
+    place = TableStoreResource().place().child("lineage", "checkpoints", "each")
+    first = StepCheckpoint(place, {"n": "INTEGER"}, step_name="each", part_rows=100)
+    for key in (3, "b"):
+        first.add_item(key, [{"n": 1}], pages=2)
+    first.close()  # the step failed here; another process resumes
+    again = StepCheckpoint(place, {"n": "INTEGER"}, step_name="each", part_rows=100)
+    assert again.resume.done_keys == {"3", '"b"'}
+    assert (again.resume.records, again.resume.pages) == (2, 4)
+
+
 def test_step_sql_reads_bucket_tables_and_nothing_else(s3_store: S3Store) -> None:
     store = TableStoreResource()
     with store.open_writer("run-1", "a", "a", {"n": "BIGINT", "doc": "JSON"}) as writer:
