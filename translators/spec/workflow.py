@@ -46,6 +46,8 @@ class SettingsSpec(SpecModel):
     inline_wait_max_seconds: Annotated[int, Field(ge=0)] = 300
     # "threads": steps run in the run worker; "process": one process per step (SPEC 5.6).
     isolation: Literal["threads", "process"] = "threads"
+    # "celery": steps run on Celery workers (deploy/celery/, docs/scaling.md).
+    executor: Literal["default", "celery"] = "default"
 
 
 class WorkflowSpec(SpecModel):
