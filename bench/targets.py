@@ -81,6 +81,7 @@ def postgres_cases(sizes: Sizes, repeats: int) -> tuple[dict[str, Series], str]:
     plan = {
         "p3_upsert": ("bench.persist", ["--db", "postgres", "--mode", "upsert"], sizes.rows),
         "p3_copy": ("bench.p3_compare", ["--kind", "copy"], sizes.rows),
+        "p3_merge": ("bench.p3_compare", ["--kind", "merge"], sizes.rows),
         "p3_executemany": ("bench.p3_compare", ["--kind", "executemany"], sizes.rows),
         "p3_to_sql": ("bench.p3_compare", ["--kind", "to_sql"], sizes.to_sql_rows),
     }
