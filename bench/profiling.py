@@ -6,14 +6,18 @@ arguments) against a fresh page server / PostgreSQL database / generated folder,
 the profile shows what bounds the figure; cProfile's own overhead inflates pure-Python
 calls, so read shares, not seconds. cProfile sees the main thread only: time spent in
 other threads (steps run in threads of the run worker, forEach's event loop) shows as
-the main thread waiting on them.
+the main thread waiting on them, so the HTTP cases (P1, P2, P5: an event loop in its own
+thread) are sampled with py-spy over every thread instead when it is installed (the
+bench extra installs it): own and cumulative shares of the samples, idle waits left out.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +31,8 @@ from bench.common import REPO_ROOT, Series, log, page_server
 from bench.persist import fresh_database, postgres_server
 
 TOP = 20
+# Cases whose work runs in several threads: sampled (py-spy) rather than cProfiled.
+THREADED = ("P1", "P2", "P5")
 # The series whose case shows what bounds each target.
 CASE_OF = {"P1": "p1_job", "P2": "p2_for_each", "P3": "p3_upsert", "P5": "p1_job"}
 
@@ -48,6 +54,50 @@ def run_profiled(argv: list[str], profile: Path, env: Mapping[str, str] | None =
     done = subprocess.run(command, cwd=REPO_ROOT, env=child_env, capture_output=True, check=False)
     if done.returncode != 0 or not profile.exists():
         raise RuntimeError(f"profiled run failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+
+def run_sampled(argv: list[str], title: str, env: Mapping[str, str] | None = None) -> str:
+    """`py-spy record` of `python <argv>` over every thread; the top functions as text."""
+    with tempfile.TemporaryDirectory(prefix="bench-pyspy-") as tmp:
+        raw = Path(tmp) / "samples.txt"
+        child_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO_ROOT)}
+        command = [_py_spy() or "py-spy", "record", "-f", "raw", "-r", "200", "-o", str(raw)]
+        command += ["--", sys.executable, *argv]
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, env=child_env, capture_output=True, check=False
+        )
+        if done.returncode != 0 or not raw.exists():
+            stderr = done.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"sampled run failed: {stderr}")
+        return _sample_tables(raw.read_text(), title)
+
+
+def _py_spy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def _sample_tables(raw: str, title: str) -> str:
+    """Own and cumulative shares per function from py-spy's raw (collapsed) stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    cumulative: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            cumulative[frame] += int(count)
+    out = io.StringIO()
+    out.write(f"# {title}\n\n{total} samples at 200/s over every thread (py-spy), idle left out\n")
+    for name, counter in (("own", own), ("cumulative", cumulative)):
+        out.write(f"\n## top {TOP} by {name} samples\n\n")
+        for frame, count in counter.most_common(TOP):
+            out.write(f"{count / max(total, 1):7.1%}  {frame}\n")
+    return out.getvalue()
 
 
 def _with_url(args: list[str], url: str) -> list[str]:
@@ -74,7 +124,12 @@ def profile_case(key: str, series: Mapping[str, Series], out: Path, workflows: i
             params = series[CASE_OF[key]].params
             args = _with_url(list(params["args"]), res.get("base_url", ""))
             env = {"APP_DB_URL": res["APP_DB_URL"]} if "APP_DB_URL" in res else None
-            run_profiled(["-m", params["module"], "case", *args], prof, env)
+            argv = ["-m", params["module"], "case", *args]
+            if key in THREADED and _py_spy():
+                title = f"{key}: py-spy samples of the case that missed its target"
+                out.write_text(run_sampled(argv, title, env))
+                return
+            run_profiled(argv, prof, env)
         elif key == "P4":
             _, generate = p4_load.generator()
             generate(Path(tmp) / "defs", workflows)
