@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from resources.shared_slots import REDIS_URL_ENV
 from tests.support.http_server import LocalHTTPServer
@@ -130,3 +131,21 @@ def test_the_default_runs_on_one_machine_with_none_of_the_scaleout_parts(tmp_pat
         assert done.returncode == 0, done.stdout + done.stderr
         assert server.state.requests, "the service step called the server"
     assert done.stdout.strip().splitlines()[-1] == "imported:"
+
+
+@pytest.mark.parametrize("profile", ["deploy/dagster.yaml", "deploy/celery/dagster.yaml"])
+def test_the_deploy_profiles_limit_runs_per_app_and_steps_per_service(
+    profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Their `concurrency` block on a SQLite instance: the rest needs PostgreSQL (that is
+    # tested by test_deploy_instance.py and test_celery_scaleout.py).
+    block = yaml.safe_load((PROJECT_ROOT / profile).read_text())["concurrency"]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": block}))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        config = instance.get_concurrency_config()
+    per_app = {"key": "workflow/app", "value": {"applyLimitPerUniqueValue": True}, "limit": 2}
+    assert per_app in config.run_queue_config.tag_concurrency_limits
+    assert config.pool_config.default_pool_limit == 4
