@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="the DAG: steps, ops, edges and skip rules")
     explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
     explain.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+
+    schema = sub.add_parser("schema", help="write JSON Schemas of the files, for editors")
+    schema.add_argument("out_dir", nargs="?", type=Path, metavar="DIR", help="default: schemas/")
     return parser
 
 
@@ -70,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print(list_lines(_load()))
     if args.command == "explain":
         return _explain(args.workflow)
+    if args.command == "schema":
+        from translators.cli_schema import write_schemas
+
+        return write_schemas(args.out_dir)
     if args.command == "housekeeping":
         from translators.housekeeping import cli as housekeeping
 
