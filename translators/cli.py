@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="write JSON Schemas of the files, for editors")
     schema.add_argument("out_dir", nargs="?", type=Path, metavar="DIR", help="default: schemas/")
+
+    port = sub.add_parser("import-ts", help="convert TypeScript JobDefinitions into an app folder")
+    port.add_argument("src", type=Path, metavar="SRC", help="the app root, a folder or a .ts file")
+    port.add_argument("dest", type=Path, metavar="DEST", help="<defs>/apps/<app_id>")
     return parser
 
 
@@ -73,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print(list_lines(_load()))
     if args.command == "explain":
         return _explain(args.workflow)
+    if args.command == "import-ts":
+        from translators.cli_import_ts import import_ts
+
+        return import_ts(args.src, args.dest)
     if args.command == "schema":
         from translators.cli_schema import write_schemas
 
