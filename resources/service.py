@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -151,6 +154,12 @@ class CallStats:
 
     `on_progress(stats)` is called in the caller's thread at most every
     `progress_interval_s` seconds while the work goes on.
+
+    `note(level, text)` is the one way a line reaches the caller's log (`on_log`) from
+    any thread: on the thread that started the work it is passed on at once; from another
+    thread (the forEach loop, a preExecute check) it waits for the caller's next `tick`
+    or `finish`, since a step's log (Dagster's `context.log`) is not safe to call from
+    other threads. Without `on_log` the line goes to the `resources.service` logger.
     """
 
     pages: int = 0
@@ -162,23 +171,49 @@ class CallStats:
     duration_s: float = 0.0
     on_progress: Callable[[CallStats], None] | None = field(default=None, repr=False)
     progress_interval_s: float = 5.0
+    on_log: Callable[[int, str], None] | None = field(default=None, repr=False)
+    # The last page received: where a paginated call is (`Page.url_redacted`).
+    last_page: Page | None = field(default=None, repr=False)
     _started: float = field(default=0.0, init=False, repr=False)
     _reported: float = field(default=0.0, init=False, repr=False)
+    _owner: int | None = field(default=None, init=False, repr=False)
+    _notes: deque[tuple[int, str]] = field(default_factory=deque, init=False, repr=False)
 
     def start(self) -> None:
         self._started = self._reported = time.monotonic()
+        if self._owner is None:  # a second call of the same step keeps the first owner
+            self._owner = threading.get_ident()
 
     def finish(self) -> None:
-        """Fix `duration_s` at the end of the work, without reporting."""
+        """Fix `duration_s` at the end of the work and pass on the waiting lines."""
         self.duration_s = time.monotonic() - self._started
+        self.flush()
 
     def tick(self) -> None:
-        """Refresh `duration_s` and report progress when it is due."""
+        """Refresh `duration_s`, pass on the waiting lines, report progress when due."""
         now = time.monotonic()
         self.duration_s = now - self._started
+        self.flush()
         if self.on_progress is not None and now - self._reported >= self.progress_interval_s:
             self._reported = now
             self.on_progress(self)
+
+    def note(self, level: int, text: str) -> None:
+        """A line for the caller's log, from any thread (see the class docstring)."""
+        if self.on_log is None:
+            logging.getLogger("resources.service").log(level, "%s", redact(text))
+        elif threading.get_ident() == self._owner:
+            self.flush()
+            self.on_log(level, text)
+        else:
+            self._notes.append((level, text))  # deque appends are atomic
+
+    def flush(self) -> None:
+        """Pass on the lines other threads noted; only on the thread that started the work."""
+        if self.on_log is None or threading.get_ident() != self._owner:
+            return
+        while self._notes:
+            self.on_log(*self._notes.popleft())
 
 
 class ServiceResource(ConfigurableResource):
@@ -235,11 +270,12 @@ class ServiceResource(ConfigurableResource):
         stats.start()
         try:
             with BlockingSender(session) as send:
-                loop = PageLoop(session, request, item_label=None)
+                loop = PageLoop(session, request, item_label=None, stats=stats)
                 while loop.pending is not None:
                     page = loop.handle(send(loop, stats))
                     stats.pages += 1
                     stats.records += len(page.records)
+                    stats.last_page = page
                     stats.tick()
                     yield page
         finally:

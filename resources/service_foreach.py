@@ -191,7 +191,7 @@ class ForEachRun:
                 if found:
                     self.stats.items += 1
                     return ItemOutcome(item, found, None, 0, key, found=True)
-            loop = PageLoop(self.session, request, item_label=label)
+            loop = PageLoop(self.session, request, item_label=label, stats=self.stats)
             while loop.pending is not None:
                 page = loop.handle(await send(client, loop, self.stats))
                 records.extend(page.records)

@@ -26,7 +26,7 @@ from resources.paginators import NextPage, PaginationError, Paginator, ensure_sa
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url, register_secret
-from resources.service import CallRequest, Page, ServiceCallError
+from resources.service import CallRequest, CallStats, Page, ServiceCallError
 from resources.service_transport import (
     NOT_RETRIED,
     BodyTooLarge,
@@ -164,10 +164,17 @@ class PageLoop:
     a `Page` and works out the following request.
     """
 
-    def __init__(self, session: Session, request: CallRequest, item_label: str | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        request: CallRequest,
+        item_label: str | None,
+        stats: CallStats | None = None,
+    ) -> None:
         self.session = session
         self.request = request
         self.item_label = item_label
+        self.stats = stats  # where a retry is told (`CallStats.note`), else this module's log
         self._headers = {"Accept": "application/json", **session.auth.headers(request.user)}
         header, key = request.operation.idempotency_header, request.idempotency_key
         if header and key:
@@ -246,7 +253,11 @@ class PageLoop:
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
         retries = f"retry {attempt}/{self.request.max_retries} in {delay:.2f} s"
-        log.warning("%s; %s", redact(self._describe(detail, status=status)), retries)
+        line = f"{redact(self._describe(detail, status=status))}; {retries}"
+        if self.stats is not None:
+            self.stats.note(logging.WARNING, line)
+        else:
+            log.warning("%s", line)
         return delay
 
     def guard(self, outcome: Reply | Exception) -> Guard:

@@ -9,11 +9,12 @@ process): its resumed or re-run attempt finds the effect instead of repeating it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from resources.checkpoints import StepCheckpoint, key_text
-from resources.service import ItemOutcome
+from resources.service import CallStats, ItemOutcome
 
 if TYPE_CHECKING:
     from translators.steps.service_call import ServiceCall
@@ -51,18 +52,41 @@ class _PendingItems:
         return self.keys[id(item)]
 
 
+class ItemProgress:
+    """The figures of a running forEach for its progress and summary lines.
+
+    Read on the step's thread while the forEach loop's thread counts: each figure is one
+    int, so a line may be a moment behind but never torn."""
+
+    def __init__(self, total: int, pending: _PendingItems, counts: dict[str, int], skip: bool):
+        self.total, self.pending, self.counts, self.skip = total, pending, counts, skip
+
+    def describe(self, stats: CallStats) -> str:
+        done = stats.items + self.pending.already_done
+        calls = stats.requests / stats.duration_s if stats.duration_s else 0.0
+        text = f"{done}/{self.total} items done, {stats.failed_items} failed"
+        text += " (skipped)" if self.skip and stats.failed_items else ""
+        text += f", {calls:.1f} calls/s, {stats.retries} retries"
+        if self.pending.already_done:
+            text += f", {self.pending.already_done} of them done before (resumed)"
+        if self.counts["found"]:
+            text += f", {self.counts['found']} found by preExecute"
+        return text
+
+
 def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any]:
     for_each = call.spec.for_each
     assert for_each is not None
     rt = call.rt
+    source = rt.table(for_each.source)
     pending = _PendingItems(
-        rt.table_store.iter_rows(rt.table(for_each.source)),
-        for_each.item_key,
-        checkpoint.resume.done_keys,
+        rt.table_store.iter_rows(source), for_each.item_key, checkpoint.resume.done_keys
     )
     rate = for_each.rate_limit.per_second if for_each.rate_limit else None
     counts = {"done": 0, "skipped": 0, "found": 0}
     skips: list[dict[str, Any]] = []
+    skip = for_each.on_item_error == "skip"
+    call.item_progress = ItemProgress(source.row_count, pending, counts, skip)
 
     def handle(outcome: ItemOutcome) -> None:
         """One finished item, on the forEach loop's thread (see `for_each_into`)."""
@@ -72,7 +96,8 @@ def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any
             counts["skipped"] += 1
             if len(skips) < MAX_LISTED_SKIPS:
                 skips.append({"key": key, "error": outcome.error})
-            rt.log.warning(f"{rt.plan.name}: item {key!r} skipped: {outcome.error}")
+            # Not `rt.log`: this is the loop's thread; the step's thread logs it.
+            call.stats.note(logging.WARNING, f"item {key!r} skipped: {outcome.error}")
             return
         counts["done"] += 1
         counts["found"] += outcome.found

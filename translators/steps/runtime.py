@@ -28,6 +28,19 @@ class StepResult:
     handle: TableHandle | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     emit: bool = True
+    # An app table this step wrote: reported as a materialization of that asset (issue 9).
+    materialized: TableWritten | None = None
+
+
+@dataclass
+class TableWritten:
+    """An app table a step wrote, and what to show on its asset's materialization."""
+
+    app_id: str
+    table: str
+    columns: dict[str, str]  # name -> DuckDB type, as the table has them now
+    row_count: int | None  # rows in the table now (None when counting failed)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +116,11 @@ class RedactingLog:
 
     def critical(self, msg: object, *args: Any, **kwargs: Any) -> None:
         self._emit("critical", msg, *args, **kwargs)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """At a numeric level (`logging.WARNING`), as the client's lines come."""
+        text = str(msg) % args if args else str(msg)
+        self._log.log(level, redact(text), **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)

@@ -8,6 +8,7 @@ skips the finished items; nothing finished is fetched, posted or written twice.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -46,7 +47,7 @@ from translators.spec import (
     PaginationSpec,
     ServiceCallStepSpec,
 )
-from translators.steps.for_each import run_for_each
+from translators.steps.for_each import ItemProgress, run_for_each
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
 
@@ -105,16 +106,48 @@ class ServiceCall:
         self.columns = list((rt.plan.output_schema or {}).keys())
         self.shaper = RecordShaper(self.columns, mapping_dict(spec.field_mapping))
         self.started = time.monotonic()
-        self.stats = CallStats(on_progress=self.log_progress)
+        self.stats = CallStats(
+            on_progress=self.log_progress,
+            progress_interval_s=progress_interval(),
+            on_log=self.log_line,
+        )
         self.service = rt.service(spec.service)
+        # Set by `run_for_each`: the items' figures, for the progress and summary lines.
+        self.item_progress: ItemProgress | None = None
+
+    def log_line(self, level: int, text: str) -> None:
+        """A line of the client (a retry, a skipped item), on the step's thread."""
+        self.rt.log.log(level, f"{self.rt.plan.name}: {text}")
 
     def log_progress(self, stats: CallStats) -> None:
-        rate = stats.requests / stats.duration_s if stats.duration_s else 0.0
-        self.rt.log.info(
-            f"{self.rt.plan.name}: {stats.pages} pages, {stats.records} records, "
-            f"{stats.items} items done, {stats.failed_items} failed, {stats.retries} retries, "
-            f"{rate:.1f} requests/s"
+        self.rt.log.info(f"{self.rt.plan.name}: progress: {self.figures(stats)}")
+
+    def figures(self, stats: CallStats) -> str:
+        """What the call has done so far: items, or pages and where the call is."""
+        if self.item_progress is not None:
+            return self.item_progress.describe(stats)
+        seconds = stats.duration_s or 1e-9
+        text = (
+            f"{stats.pages} pages, {stats.records} records, {stats.pages / seconds:.1f} pages/s, "
+            f"{stats.records / seconds:.0f} records/s, {stats.retries} retries"
         )
+        page = stats.last_page
+        if page is not None and self.spec.paginate is not None:
+            text += f"; at page {page.number}: {self.operation.method} {page.url_redacted}"
+        return text
+
+    def log_summary(self, failed: bool) -> None:
+        """The step's last line: how long it took and what it did (this attempt)."""
+        stats = self.stats
+        seconds = time.monotonic() - self.started
+        work = self.figures(stats)
+        if self.item_progress is None:
+            work = f"{stats.pages} pages, {stats.records} records, {stats.requests} requests, "
+            work += f"{stats.retries} retries"
+        if failed:
+            self.rt.log.warning(f"{self.rt.plan.name}: failed after {seconds:.1f} s: {work}")
+        else:
+            self.rt.log.info(f"{self.rt.plan.name}: done in {seconds:.1f} s: {work}")
 
     def request(self, item: dict[str, Any] | None = None, item_key: Any = None) -> CallRequest:
         """The main call (of one item); `item_key` goes into its idempotency key."""
@@ -178,7 +211,9 @@ class ServiceCall:
             max_retries=self.spec.max_retries,
             retry_delay_ms=self.spec.retry_delay_ms,
         )
-        pages = self.rt.service(pre.service).iter_pages(request, stats=stats or CallStats())
+        # As a check (forEach worker threads) its retries reach the step's log via `note`.
+        stats = stats or CallStats(on_log=self.stats.note)
+        pages = self.rt.service(pre.service).iter_pages(request, stats=stats)
         return [record for page in pages for record in page.records]
 
     def checkpoint(self) -> StepCheckpoint:
@@ -187,6 +222,16 @@ class ServiceCall:
         return StepCheckpoint.for_step(rt.table_store, rt.lineage, rt.plan.name, schema)
 
     def run(self) -> StepResult:
+        try:
+            result = self._run()
+        except BaseException:
+            self.stats.flush()  # lines the forEach loop noted before it stopped
+            self.log_summary(failed=True)
+            raise
+        self.log_summary(failed=False)
+        return result
+
+    def _run(self) -> StepResult:
         metadata: dict[str, Any] = {}
         checkpoint = None
         schema = self.rt.plan.output_schema
@@ -214,7 +259,10 @@ class ServiceCall:
         if checkpoint is not None:
             checkpoint.remove()
         stats = self.stats
-        metadata |= {"pages": stats.pages, "requests": stats.requests, "retries": stats.retries}
+        # One name per figure: `pages` and `records` count the whole table, resumed parts
+        # included (`resumed` says how many); `requests` and `retries` this attempt's.
+        metadata.setdefault("pages", stats.pages)
+        metadata |= {"requests": stats.requests, "retries": stats.retries}
         metadata["duration s"] = round(time.monotonic() - self.started, 3)
         return StepResult(writer.handle if writer is not None else None, metadata)
 
@@ -239,6 +287,7 @@ class ServiceCall:
         else:
             metadata = self.fetch_pages(checkpoint)
         checkpoint.write_into(writer)
+        metadata["pages"] = checkpoint.pages
         metadata["records"] = checkpoint.records
         if resume.found:
             metadata["resumed"] = {
@@ -255,7 +304,31 @@ class ServiceCall:
             request.resume_from = resume.state
             for page in self.service.iter_pages(request, stats=self.stats):
                 checkpoint.add_page(self.shape(page.records, None), page.checkpoint)
-        return {"pages total": checkpoint.pages}
+        return {}
+
+
+# A progress line at most this often (seconds) while a call or forEach runs: a steady
+# wall-clock pace, so a big run logs the same few lines a minute however fast its pages
+# come, and a short one only its summary. The variable lets a test or a user change it.
+PROGRESS_SECONDS_VARIABLE = "WORKFLOWS_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 10.0
+
+
+def progress_interval() -> float:
+    """The pace of progress lines: `WORKFLOWS_PROGRESS_SECONDS`, else 10 s."""
+    raw = os.environ.get(PROGRESS_SECONDS_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_PROGRESS_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(
+            f"environment variable {PROGRESS_SECONDS_VARIABLE}={raw!r}: expected a number of "
+            f"seconds above 0 (e.g. {DEFAULT_PROGRESS_SECONDS:g}), the pace of progress lines"
+        )
+    return seconds
 
 
 # The step level of SPEC 5.5 takes over where the request level stopped, and no more than
