@@ -121,10 +121,10 @@ def rewrite_schedules(
         path = entry.get("workflow") if isinstance(entry, dict) else None
         if not isinstance(path, str) or path.endswith(".json"):
             continue  # left to `workflows check`, which says what a schedule needs
-        name, problem = _workflow_for(path, workflows)
+        name, problem, expected = _workflow_for(path, workflows)
         if name is None:
             problems.append(
-                ImportProblem("schedules.json", 0, 0, problem, _files_hint(workflows),
+                ImportProblem("schedules.json", 0, 0, problem, expected,
                               f"/schedules/{index}/workflow")
             )  # fmt: skip
         else:
@@ -132,21 +132,25 @@ def rewrite_schedules(
     return _json_text(data), problems
 
 
-def _workflow_for(path: str, workflows: list[TsWorkflow]) -> tuple[str | None, str]:
+def _workflow_for(path: str, workflows: list[TsWorkflow]) -> tuple[str | None, str, str]:
     """The export a schedule's `.ts` path means: the file's only workflow, or the one named
     like the file (the original platform's convention)."""
     norm = posixpath.normpath(path.replace("\\", "/"))
     norm = norm if norm.endswith(".ts") else norm + ".ts"
     in_file = [w for w in workflows if w.file == norm]
     if not in_file:
-        return None, f"'{path}' names no file with a JobDefinition export"
+        return None, f"'{path}' names no file with a JobDefinition export", _files_hint(workflows)
     if len(in_file) == 1:
-        return in_file[0].name, ""
+        return in_file[0].name, "", ""
     stem = posixpath.basename(norm)[: -len(".ts")]
     if any(w.name == stem for w in in_file):
-        return stem, ""
+        return stem, "", ""
     names = ", ".join(f"'{w.name}'" for w in in_file)
-    return None, f"'{path}' exports several workflows ({names}) and none is named '{stem}'"
+    return (
+        None,
+        f"'{path}' exports several workflows ({names}) and none is named '{stem}'",
+        f"the converted file of one of them, e.g. ./workflows/{in_file[0].name}.json",
+    )
 
 
 def _files_hint(workflows: list[TsWorkflow]) -> str:

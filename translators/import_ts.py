@@ -253,9 +253,15 @@ class TsModule:
     def _unknown(self, name: str, node: Node, pointer: str) -> ConversionError:
         if name in self._imports:
             return ConversionError(
-                node, f"`{name}` is imported from '{self._imports[name]}', and import-ts does "
-                "not follow imports (an imported value is not converted)",
-                f"{LITERAL}: write the value here, or declare the const in this file", pointer,
+                node, f"`{name}` is imported from '{self._imports[name]}'; import-ts reads each "
+                "file on its own and does not follow imports",
+                "the value written out in this file, or a const declared in it", pointer,
+            )  # fmt: skip
+        if name == "process":
+            return ConversionError(
+                node, "`process.env` is read when the code runs; here secrets come from the "
+                "environment through the service catalog (tokenEnv, valueEnv, ...)",
+                "a literal, or the secret moved into the service's auth", pointer,
             )  # fmt: skip
         return ConversionError(node, f"`{name}` is not declared in this file", LITERAL, pointer)
 
@@ -263,7 +269,7 @@ class TsModule:
         node = _first_error(self._root)
         if node.is_missing:
             return self.problem(node, f"syntax error: missing `{node.type}`", "valid TypeScript")
-        return self.problem(node, f"syntax error at `{short(node, 30)}`", "valid TypeScript")
+        return self.problem(node, f"syntax error near `{short(node, 30)}`", "valid TypeScript")
 
 
 def _name_node(binding: _Binding) -> Node:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tree_sitter import Node
 
+from resources.secrets import redact
 from translators.errors import join_pointer
 
 LITERAL = (
@@ -26,6 +27,7 @@ LITERAL = (
 # Expressions that only wrap a value in a type: `x as const`, `x satisfies T`, `x!`, `(x)`.
 _WRAPPERS = {"as_expression", "satisfies_expression", "non_null_expression"}
 _WRAPPERS |= {"parenthesized_expression"}
+_WORKFLOW_TEMPLATE = re.compile(r"(var|item)\.[A-Za-z0-9_]+")
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "0": "\0"}
 _COMPUTED = {
     "call_expression": "a function call",
@@ -72,8 +74,9 @@ def unwrap(node: Node) -> Node:
 
 
 def short(node: Node, limit: int = 40) -> str:
-    """The source of a node on one line, cut to `limit` characters, for messages."""
-    source = " ".join(text(node).split())
+    """The source of a node on one line, cut to `limit` characters, for messages; redacted
+    before it is cut, so a cut cannot hide a secret's shape from `redact`."""
+    source = redact(" ".join(text(node).split()))
     return source if len(source) <= limit else source[: limit - 3] + "..."
 
 
@@ -176,6 +179,8 @@ class Evaluator:
         inner = named(node)[0]
         if unwrap(inner).type not in ("identifier", "member_expression", "subscript_expression"):
             raise _bad_substitution(node, pointer)
+        if _WORKFLOW_TEMPLATE.fullmatch(text(inner).strip()):
+            raise _bad_substitution(node, pointer)  # with the {{...}} hint, before `item` fails
         value = self.value(inner, pointer)
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _bad_substitution(node, pointer)
@@ -225,9 +230,9 @@ class Evaluator:
 
 
 def _not_static(node: Node, pointer: str) -> ConversionError:
-    what = _COMPUTED.get(node.type, f"a {node.type.replace('_', ' ')}")
     if node.type == "undefined":
-        what = "undefined (JSON has no such value; leave the key out)"
+        return ConversionError(node, "`undefined` has no JSON value", "the key left out", pointer)
+    what = _COMPUTED.get(node.type, f"a {node.type.replace('_', ' ')}")
     return ConversionError(
         node, f"`{short(node)}` is {what}, which cannot be evaluated without running the code",
         LITERAL, pointer,
@@ -237,7 +242,7 @@ def _not_static(node: Node, pointer: str) -> ConversionError:
 def _bad_substitution(node: Node, pointer: str) -> ConversionError:
     inner = text(named(node)[0]).strip()
     hint = ""
-    if re.fullmatch(r"(var|item)\.[A-Za-z0-9_]+", inner):
+    if _WORKFLOW_TEMPLATE.fullmatch(inner):
         hint = f" (a workflow template is written {{{{{inner}}}}}, without $)"
     return ConversionError(
         node, f"the template literal substitutes `{short(node)}`, which is not a string or "

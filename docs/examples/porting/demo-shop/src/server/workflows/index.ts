@@ -1,0 +1,3 @@
+export { syncEnrichedOrders } from './syncEnrichedOrders';
+export { notifyTopCustomers } from './notifyTopCustomers';
+export { customerOrderHistory } from './customerOrderHistory';

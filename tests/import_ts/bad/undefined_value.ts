@@ -1,0 +1,3 @@
+export const orders = {
+  steps: [{ service: 'shop', operation: 'listOrders', dataPath: undefined }],
+};

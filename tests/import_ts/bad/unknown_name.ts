@@ -1,0 +1,3 @@
+export const orders = {
+  steps: [{ sql: 'SELECT 1 AS one', outputTable: TABLE_NAME }],
+};
