@@ -110,7 +110,7 @@ BAD = [
 def test_what_cannot_be_converted_names_file_line_and_column(
     name: str, line: int, column: int, fragment: str
 ) -> None:
-    files, problems = convert(CORPUS / "bad" / name)
+    _, problems = convert(CORPUS / "bad" / name)
     assert [str(p).split(": ", 1)[0] for p in problems] == [f"{name}:{line}:{column}"]
     assert fragment in str(problems[0])
     assert "; expected " in str(problems[0])
@@ -141,7 +141,7 @@ def test_nothing_is_written_when_one_file_cannot_be_converted(tmp_path: Path) ->
 
 
 def test_schedules_that_name_no_single_workflow_are_errors(tmp_path: Path) -> None:
-    files, problems = convert(CORPUS / "bad-schedules")
+    _, problems = convert(CORPUS / "bad-schedules")
     assert [str(p).split(":")[0] for p in problems] == [
         "schedules.json#/schedules/1/workflow",
         "schedules.json#/schedules/2/workflow",

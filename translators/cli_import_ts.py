@@ -106,9 +106,7 @@ def _duplicate(workflow: TsWorkflow, first: TsWorkflow) -> ImportProblem:
     )  # fmt: skip
 
 
-def rewrite_schedules(
-    raw: bytes, workflows: list[TsWorkflow]
-) -> tuple[str, list[ImportProblem]]:
+def rewrite_schedules(raw: bytes, workflows: list[TsWorkflow]) -> tuple[str, list[ImportProblem]]:
     """`schedules.json` with every `.ts` workflow path pointing at its converted JSON file."""
     try:
         data = json.loads(raw)
