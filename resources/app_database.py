@@ -176,6 +176,14 @@ class AppDatabaseResource(dg.ConfigurableResource):
         info = self.table_info(app_id, table)
         return {name: col.duckdb_type for name, col in info.columns.items()}
 
+    def row_count(self, app_id: str, table: str) -> int:
+        """Rows in the table now (shown on the table's asset, issue 9)."""
+        import sqlalchemy as sa  # lazy: see the module imports
+
+        with self.connect(app_id) as conn:
+            quoted = conn.dialect.identifier_preparer.quote_identifier(table)
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {quoted}")).scalar_one())
+
     def read_batches(
         self,
         app_id: str,

@@ -169,6 +169,19 @@ class TableStoreResource(dg.ConfigurableResource):
             if not isinstance(source, str):
                 source.close()
 
+    def head(self, handle: TableHandle, rows: int = 5) -> list[dict[str, Any]]:
+        """The first `rows` rows (a preview in the UI: one small batch is read)."""
+        place = self.handle_place(handle)
+        source = place.filesystem.open_input_file(place.path) if place.remote else place.path
+        parquet = pq.ParquetFile(source, pre_buffer=False)
+        try:
+            first = next(parquet.iter_batches(batch_size=rows), None)
+        finally:
+            parquet.close()
+            if not isinstance(source, str):
+                source.close()
+        return first.to_pylist() if first is not None else []
+
     def iter_rows(self, handle: TableHandle) -> Iterator[dict[str, Any]]:
         """The table's rows as dicts, streamed (Python values: Decimal, datetime, UUID)."""
         for batch in self.read_batches(handle):

@@ -23,6 +23,7 @@ from dagster._core.execution.build_resources import wrap_resources_for_execution
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
 from resources.table_store import TableStoreResource
+from translators.assets import asset_specs
 from translators.errors import DefinitionError
 from translators.housekeeping import housekeeping_sensor
 from translators.job_builder import (
@@ -84,6 +85,8 @@ def build_definitions(
         build_schedule(s, jobs[s.workflow]) for s in loaded.schedules if s.workflow in jobs
     ]
     return dg.Definitions(
+        # The app tables as assets (issue 9); a run's single job does not need them.
+        assets=asset_specs(loaded) if only is None else None,
         jobs=list(jobs.values()),
         schedules=schedules,
         sensors=build_sensors(),
@@ -142,7 +145,28 @@ def build_repository(loaded: LoadResult) -> dg.RepositoryDefinition:
     }
     return dg.RepositoryDefinition(
         name=SINGLETON_REPOSITORY_NAME,
-        repository_data=CachingRepositoryData.from_dict(content),
+        repository_data=_with_assets(content, loaded),
+    )
+
+
+def _with_assets(content: dict[str, dict[str, Any]], loaded: LoadResult) -> CachingRepositoryData:
+    """The lazy jobs, schedules and sensors of `content`, plus the app tables as assets
+    (issue 9) as `Definitions(assets=...)` adds them (specs take milliseconds: not lazy).
+    What `CachingRepositoryData.from_dict` does, which takes no assets."""
+    assets = dg.Definitions(assets=asset_specs(loaded)).get_repository_def()
+    # The implicit asset job of those assets, as Definitions would list it.
+    asset_jobs = {name: assets.get_job(name) for name in assets.job_names}
+    return CachingRepositoryData(
+        jobs={**content["jobs"], **asset_jobs},
+        schedules=content["schedules"],
+        sensors=content["sensors"],
+        source_assets_by_key={},
+        assets_defs_by_key=assets.assets_defs_by_key,
+        asset_checks_defs_by_key={},
+        top_level_resources={},
+        utilized_env_vars={},
+        unresolved_partitioned_asset_schedules={},
+        component_tree=None,
     )
 
 

@@ -7,13 +7,20 @@ from typing import Any
 
 import dagster as dg
 
-from resources.secrets import redact, redact_value
+from resources.secrets import redact
 from resources.service_limits import service_pool
 from resources.table_store import TableHandle
 from translators.celery_executor import choosing_executor
 from translators.errors import DefinitionError, Problem
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
 from translators.naming import AFTER_INPUT_NAME
+from translators.op_metadata import (
+    PREVIEW_ROWS,
+    materialization,
+    op_description,
+    op_tags,
+    output_metadata,
+)
 from translators.run_secrets import redacted_failures, register_run_secrets
 from translators.run_variables import VARIABLES_OP, run_variables, variables_op
 from translators.run_worker import recording_worker
@@ -28,6 +35,14 @@ TABLE_STORE_KEY = "table_store"
 APP_DB_KEY = "app_db"
 # The code location module; a step process of `isolation: "process"` imports it.
 DEFINITIONS_MODULE = "translators.definitions"
+# What steps pass each other: the handle of a Parquet table, or nothing (a persist, a
+# branch, a wait). A named type so the UI says so instead of "Any".
+STEP_TABLE = dg.DagsterType(
+    name="StepTable",
+    type_check_fn=lambda _context, value: value is None or isinstance(value, TableHandle),
+    description="A step's table: a Parquet file in the table store, passed by handle "
+    "(name, path, row count, columns); empty for steps that make no table.",
+)
 
 
 def service_resource_key(service_name: str) -> str:
@@ -155,8 +170,11 @@ def _step_op(
         register_run_secrets(catalog)
         with redacted_failures():
             result = runner(step.spec, _runtime(context, inputs))
+        if result.materialized is not None:
+            yield materialization(result.materialized)
         if result.emit:
-            yield dg.Output(result.handle, "result", metadata=_output_metadata(result))
+            preview = _preview(context, result)
+            yield dg.Output(result.handle, "result", metadata=output_metadata(result, preview))
         else:
             context.log.info(f"{step.name}: output not emitted; dependent steps are skipped")
 
@@ -185,18 +203,26 @@ def _step_op(
         name=f"{workflow.job_name}__{step.name}",
         compute_fn=compute,
         ins=_inputs(workflow, step),
-        outs={"result": dg.Out(dg.Any, is_required=not is_branch)},
+        outs={"result": dg.Out(STEP_TABLE, is_required=not is_branch)},
+        config_schema={},  # a step takes no config: the launchpad shows none (not "Any")
         required_resource_keys=resource_keys,
         retry_policy=_retry_policy(step),
         # Caps the steps calling one service across runs (instance pools, SPEC 5.6).
         pool=service_pool(service_names[0]) if service_names else None,
-        tags={
-            "workflow/file": workflow.file,
-            "workflow/pointer": step.pointer,
-            "workflow/kind": step.kind,
-        },
-        description=f"{step.kind} step at {workflow.file}#{step.pointer}",
+        tags=op_tags(workflow, step, service_names),
+        description=op_description(workflow, step, catalog),
     )
+
+
+def _preview(context: Any, result: StepResult) -> list[dict[str, Any]] | None:
+    """The first rows of the step's table for the UI; a courtesy that never fails a step."""
+    if result.handle is None:
+        return None
+    try:
+        return getattr(context.resources, TABLE_STORE_KEY).head(result.handle, PREVIEW_ROWS)
+    except Exception as exc:
+        context.log.warning(f"no preview of table {result.handle.name}: {redact(str(exc))}")
+        return None
 
 
 def _retry_policy(step: StepPlan) -> dg.RetryPolicy | None:
@@ -207,26 +233,12 @@ def _retry_policy(step: StepPlan) -> dg.RetryPolicy | None:
 
 def _inputs(workflow: WorkflowPlan, step: StepPlan) -> dict[str, dg.In]:
     direct, ordering = split_dependencies(workflow, step)
-    ins = {up: dg.In(dg.Any) for up in direct}
+    ins = {up: dg.In(STEP_TABLE) for up in direct}
     if not step.depends_on:
         ins[VARIABLES_OP] = dg.In(dg.Nothing)
     if ordering:
         ins[AFTER_INPUT] = dg.In(dg.Nothing)
     return ins
-
-
-def _output_metadata(result: StepResult) -> dict[str, Any]:
-    metadata: dict[str, Any] = {}
-    if result.handle is not None:
-        metadata["table"] = result.handle.name
-        metadata["rows"] = result.handle.row_count
-        metadata["columns"] = dg.MetadataValue.json(dict(result.handle.columns))
-        metadata["path"] = dg.MetadataValue.path(result.handle.path)
-    for key, value in result.metadata.items():
-        # Row errors, skipped items and the like quote values: never a secret.
-        value = redact_value(value)
-        metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
-    return metadata
 
 
 def build_broken_job(broken: BrokenWorkflow) -> dg.JobDefinition:

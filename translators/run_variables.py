@@ -42,7 +42,7 @@ def variables_op(workflow: WorkflowPlan, catalog: dict[str, ServiceSpec]) -> dg.
                 "logical time": resolved["logical_time"],
                 "timezone": resolved["timezone"],
                 **{
-                    f"var {name}": dg.MetadataValue.text(redact(repr(value)))
+                    f"var {name}": dg.MetadataValue.text(redact(_plain(value)))
                     for name, value in values.items()
                 },
             },
@@ -58,24 +58,63 @@ def variables_op(workflow: WorkflowPlan, catalog: dict[str, ServiceSpec]) -> dg.
 
 
 def _config_schema(workflow: WorkflowPlan) -> dict[str, dg.Field]:
+    """The launchpad's form: each param with its type, default and description; the
+    variables computed from the logical time named in its description (issue 9)."""
+    variables = workflow.spec.variables
     param_fields = {
-        name: dg.Field(
-            dg.Any,
-            is_required=spec.required,
-            description="workflow param" + (" (optional)" if spec.optional else ""),
-        )
-        for name, spec in workflow.spec.variables.items()
+        name: _param_field(spec)
+        for name, spec in variables.items()
         if isinstance(spec, ParamVariableSpec)
     }
     return {
         "params": dg.Field(
             param_fields, is_required=any(f.is_required for f in param_fields.values())
         ),
-        "logical_time": dg.Field(
-            str, is_required=False, description="ISO-8601; default: partition or launch time"
-        ),
+        "logical_time": dg.Field(str, is_required=False, description=_logical_time_help(variables)),
         "timezone": dg.Field(str, default_value="UTC", description="zone of dateOffset dates"),
     }
+
+
+# A param's config type follows its default: the launchpad then checks what is typed.
+_CONFIG_TYPES: dict[type, Any] = {bool: dg.Bool, int: dg.Int, float: dg.Float, str: dg.String}
+
+
+def _param_field(spec: ParamVariableSpec) -> dg.Field:
+    if spec.required:
+        return dg.Field(dg.Any, is_required=True, description="workflow param (required)")
+    if spec.default is None:
+        return dg.Field(dg.Any, is_required=False, description="workflow param (optional)")
+    config_type = _CONFIG_TYPES.get(type(spec.default), dg.Any)
+    if config_type is dg.Any:  # a list or an object: shown, not typed
+        return dg.Field(
+            dg.Any, is_required=False, description=f"workflow param; default {spec.default!r}"
+        )
+    return dg.Field(
+        config_type, default_value=spec.default, description="workflow param", is_required=False
+    )
+
+
+def _logical_time_help(variables: Mapping[str, Any]) -> str:
+    """What the logical time decides, with the values a run launched at load time gets."""
+    text = "ISO-8601; default: the partition's start, else the launch time."
+    derived = {
+        name: spec for name, spec in variables.items() if not isinstance(spec, ParamVariableSpec)
+    }
+    if not derived:
+        return text
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    values = resolve_variables(derived, {}, now, "UTC")
+    shown = ", ".join(f"{name} = {_plain(values[name])}" for name in derived)
+    return f"{text} It sets {shown} (for a run launched at {iso_utc(now)}, UTC)."
+
+
+def _plain(value: Any) -> str:
+    """A variable's value as a user wrote it: `demo-shop`, not `'demo-shop'`."""
+    if isinstance(value, str):
+        return value
+    import json  # lazy: only metadata needs it
+
+    return json.dumps(value, default=str)
 
 
 def run_variables(context: Any, workflow: WorkflowPlan) -> dict[str, Any]:

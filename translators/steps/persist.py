@@ -6,7 +6,7 @@ from __future__ import annotations
 from translators.spec import PersistToDatabaseStepSpec
 from translators.steps.db_errors import retry_transient_db_errors
 from translators.steps.mapping import map_batches, render_str, source_columns
-from translators.steps.runtime import StepResult, StepRuntime
+from translators.steps.runtime import StepResult, StepRuntime, TableWritten
 
 
 def run_persist(spec: PersistToDatabaseStepSpec, rt: StepRuntime) -> StepResult:
@@ -38,13 +38,34 @@ def run_persist(spec: PersistToDatabaseStepSpec, rt: StepRuntime) -> StepResult:
         rt.log.warning(
             f"{rt.plan.name}: skipped {result.rows_skipped} bad row(s); first: {result.errors[:3]}"
         )
+    counts = {
+        "rows written": result.rows_written,
+        "rows inserted": getattr(result, "rows_inserted", None),
+        "rows updated": getattr(result, "rows_updated", None),
+        "rows deleted": getattr(result, "rows_deleted", None),
+        "rows skipped": result.rows_skipped,
+    }
+    counts = {name: value for name, value in counts.items() if value is not None}
     metadata = {
         "target": f"{app_id}:{target.table_name}",
         "mode": target.mode,
-        "rows written": result.rows_written,
-        "rows skipped": result.rows_skipped,
+        **counts,
         "row errors": result.errors,
         "already done": result.already_done,
         "duration s": round(result.duration_s, 3),
     }
-    return StepResult(None, metadata)
+    written = _table_written(rt, app_id, target.table_name)
+    written.metadata = {"mode": target.mode, **counts, "already done": result.already_done}
+    return StepResult(None, metadata, materialized=written)
+
+
+def _table_written(rt: StepRuntime, app_id: str, table: str) -> TableWritten:
+    """The table as it is now, for its asset. Describing it is a courtesy: a failure here
+    is logged, never fails a step whose rows are written."""
+    try:
+        columns = rt.app_db.table_columns(app_id, table)
+        row_count = rt.app_db.row_count(app_id, table)
+    except Exception as exc:
+        rt.log.warning(f"{rt.plan.name}: could not describe {app_id}:{table}: {exc}")
+        return TableWritten(app_id, table, {}, None)
+    return TableWritten(app_id, table, columns, row_count)

@@ -1,0 +1,191 @@
+"""What a Dagster user sees (issue 9): app tables as assets with lineage, kinds and
+descriptions on ops, launchpad config with types and defaults, typed metadata, and a
+graph without an edge from resolve_variables into every op."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from demo.app_schema import ensure_demo_schema
+from demo.server import demo_secrets_env, running_demo_server, service_base_url_env
+from tests.support.jobs import REAL_DEFS, load, write_defs
+from translators.job_builder import VARIABLES_OP
+from translators.schedules import run_config_for
+
+SYNC_JOB = "demo_shop__syncEnrichedOrders"
+LOGICAL_TIME = dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC)
+
+
+def key(text: str) -> dg.AssetKey:
+    return dg.AssetKey.from_user_string(text)
+
+
+@pytest.fixture(scope="module")
+def demo_defs() -> dg.Definitions:
+    return load(REAL_DEFS)[1]
+
+
+def test_persisted_app_tables_are_assets_with_their_sources_upstream(
+    demo_defs: dg.Definitions,
+) -> None:
+    graph = demo_defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "demo-shop/orders_enriched",
+        "demo-shop/revenue_by_tier",
+        "demo-shop/customer_order_history",
+    } <= keys
+    orders = graph.get(key("demo-shop/orders_enriched"))
+    assert {k.to_user_string() for k in orders.parent_keys} == {
+        "shop/listOrders",
+        "crm/listCustomers",
+    }
+    specs = graph.get(key("demo-shop/orders_enriched")).assets_def.specs
+    spec = next(s for s in specs if s.key == key("demo-shop/orders_enriched"))
+    assert spec.group_name == "demo_shop"
+    assert spec.kinds == {"table", "sqlite"}
+    assert spec.owners == ["team:demo_shop"]
+    assert "demo_shop__syncEnrichedOrders" in (spec.description or "")
+    assert spec.metadata["dagster/table_name"] == "orders_enriched"
+
+
+def test_a_table_one_workflow_writes_and_another_imports_links_them(tmp_path: Path) -> None:
+    service = {
+        "name": "src",
+        "baseUrl": "http://127.0.0.1:9",
+        "operations": {"list": {"method": "GET", "path": "/items"}},
+    }
+    writer = {
+        "steps": [
+            {
+                "id": "fetch",
+                "service": "src",
+                "operation": "list",
+                "outputTable": "items",
+                "outputSchema": {"id": "INTEGER"},
+            },
+            {
+                "persistToDatabase": {
+                    "appId": "shop",
+                    "tableName": "items",
+                    "sourceTable": "items",
+                    "mode": "append",
+                    "fieldMapping": {"id": "id"},
+                }
+            },
+        ]
+    }
+    reader = {
+        "steps": [
+            {
+                "importFromDatabase": {"appId": "shop", "tableName": "items"},
+                "outputTable": "i",
+                "outputSchema": {"id": "INTEGER"},
+            },
+            {"sql": "SELECT count(*) AS n FROM i", "outputTable": "totals"},
+            {
+                "persistToDatabase": {
+                    "appId": "shop",
+                    "tableName": "item_totals",
+                    "sourceTable": "totals",
+                    "mode": "append",
+                    "fieldMapping": {"n": "n"},
+                }
+            },
+        ]
+    }
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "src.json").write_text(json.dumps(service))
+    folder = write_defs(tmp_path, "shop", {"w": writer, "r": reader})
+    _, defs = load(folder)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(key("shop/item_totals")).parent_keys == {key("shop/items")}
+    assert graph.get(key("shop/items")).parent_keys == {key("src/list")}
+
+
+def test_ops_carry_kinds_and_say_what_they_do(demo_defs: dg.Definitions) -> None:
+    job = demo_defs.resolve_job_def(SYNC_JOB)
+    fetch = job.graph.node_named("fetch_orders").definition
+    assert fetch.tags["dagster/kind/serviceCall"] == ""
+    assert "dagster/kind/shop" in fetch.tags
+    assert "`shop.listOrders` (GET /orders)" in (fetch.description or "")
+    persist = job.graph.node_named("persist_orders_enriched").definition
+    assert "dagster/kind/persist" in persist.tags
+    assert "demo-shop/orders_enriched" in (persist.description or "")
+    sql = job.graph.node_named("revenue_by_tier").definition
+    assert "dagster/kind/sql" in sql.tags
+
+
+def test_only_first_steps_depend_on_resolve_variables(demo_defs: dg.Definitions) -> None:
+    job = demo_defs.resolve_job_def(SYNC_JOB)
+    after_variables = {
+        node.name
+        for node in job.graph.nodes
+        if VARIABLES_OP in {i.name for i in node.definition.input_defs}
+    }
+    assert after_variables == {"fetch_orders", "fetch_customers"}
+
+
+def test_launchpad_config_has_param_types_defaults_and_derived_values(
+    demo_defs: dg.Definitions,
+) -> None:
+    job = demo_defs.resolve_job_def(SYNC_JOB)
+    config = job.graph.node_named(VARIABLES_OP).definition.config_schema.as_field()
+    fields = config.config_type.fields
+    app_id = fields["params"].config_type.fields["appId"]
+    assert app_id.default_value == "demo-shop"
+    assert app_id.config_type.given_name == "String"
+    assert "since =" in (fields["logical_time"].description or "")
+    # A step op has no config of its own (the launchpad showed "Config: Any").
+    fetch = job.graph.node_named("fetch_orders").definition
+    assert not fetch.config_schema.as_field().config_type.fields
+
+
+@pytest.fixture
+def demo_env(monkeypatch: pytest.MonkeyPatch, sqlite_app_url: str) -> Iterator[str]:
+    monkeypatch.setenv("APP_DB_URL__DEMO_SHOP", sqlite_app_url)
+    ensure_demo_schema(sqlite_app_url)
+    with running_demo_server() as base_url:
+        for name, value in {**service_base_url_env(base_url), **demo_secrets_env()}.items():
+            monkeypatch.setenv(name, value)
+        yield sqlite_app_url
+
+
+def test_a_run_materializes_its_tables_with_typed_metadata(demo_env: str) -> None:
+    _, defs = load(REAL_DEFS)
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def(SYNC_JOB).execute_in_process(
+        run_config=run_config_for({}, LOGICAL_TIME, "UTC"), instance=instance
+    )
+    assert result.success
+    materialized = {
+        m.asset_key.to_user_string(): m
+        for m in result.asset_materializations_for_node("persist_orders_enriched")
+    }
+    orders = materialized["demo-shop/orders_enriched"]
+    assert orders.metadata["dagster/row_count"].value == 87
+    schema = orders.metadata["dagster/column_schema"].value
+    assert isinstance(schema, dg.TableSchema)
+    assert "order_id" in {c.name for c in schema.columns}
+    assert orders.metadata["rows written"].value == 87
+    # Step tables: row count, schema and a markdown preview, not raw JSON.
+    output = next(
+        e for e in result.all_node_events if e.step_key == "fetch_orders" and e.is_successful_output
+    )
+    metadata = output.step_output_data.metadata
+    assert isinstance(metadata["dagster/column_schema"], dg.TableSchemaMetadataValue)
+    assert isinstance(metadata["preview"], dg.MarkdownMetadataValue)
+    assert metadata["preview"].value.startswith("| ")
+    # Variables are plain values, not Python reprs.
+    variables = result.output_for_node(VARIABLES_OP)
+    assert variables["values"]["appId"] == "demo-shop"
+    record = next(
+        e for e in result.all_node_events if e.step_key == VARIABLES_OP and e.is_successful_output
+    )
+    assert record.step_output_data.metadata["var appId"].value == "demo-shop"
