@@ -25,11 +25,13 @@ def write_schemas(out_dir: Path | None) -> int:
         reason = exc.strerror or type(exc).__name__
         where = exc.filename or target
         print(
-            redact(f"workflows schema: cannot write the schemas to {where}: {reason}; "
-                   "expected a folder that can be created or written"),
+            redact(
+                f"workflows schema: cannot write the schemas to {where}: {reason}; "
+                "expected a folder that can be created or written"
+            ),
             file=sys.stderr,
         )
         return 1
-    for schema in SCHEMA_FILES:
-        print(f"{target / schema.name}  <- <definitions folder>/{schema.pattern}")
+    for kind in SCHEMA_FILES:
+        print(f"{target / kind.name}  <- <definitions folder>/{kind.pattern}")
     return 0

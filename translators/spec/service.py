@@ -10,26 +10,36 @@ from resources.service_limits import DEFAULT_MAX_RESPONSE_BYTES
 from translators.spec.base import SpecModel
 from translators.spec.modifiers import RateLimitSpec
 
+_ENV = "Names the environment variable holding the {}; the value never appears in output."
+
 
 class NoAuthSpec(SpecModel):
-    type: Literal["none"]
+    """No credentials."""
+
+    type: Literal["none"] = Field(description="Auth type: none.")
 
 
 class BearerAuthSpec(SpecModel):
-    type: Literal["bearer"]
-    token_env: str
+    """`Authorization: Bearer <token>`."""
+
+    type: Literal["bearer"] = Field(description="Auth type: bearer.")
+    token_env: str = Field(description=_ENV.format("token"))
 
 
 class HeaderAuthSpec(SpecModel):
-    type: Literal["header"]
-    name: str
-    value_env: str
+    """A header of its own holding a secret, e.g. X-Api-Key."""
+
+    type: Literal["header"] = Field(description="Auth type: header.")
+    name: str = Field(description="The header's name.")
+    value_env: str = Field(description=_ENV.format("header's value"))
 
 
 class BasicAuthSpec(SpecModel):
-    type: Literal["basic"]
-    username_env: str
-    password_env: str
+    """HTTP basic auth."""
+
+    type: Literal["basic"] = Field(description="Auth type: basic.")
+    username_env: str = Field(description=_ENV.format("user name"))
+    password_env: str = Field(description=_ENV.format("password"))
 
 
 AuthSpec = Annotated[
@@ -39,9 +49,20 @@ AuthSpec = Annotated[
 
 
 class OperationSpec(SpecModel):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
-    path: Annotated[str, Field(pattern=r"^/")]
-    mutation: bool = False
+    """One operation: params fill the path's placeholders first, the rest go to the query
+    string (GET/DELETE) or the JSON body (POST/PUT/PATCH)."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        "GET", description="The HTTP method."
+    )
+    path: Annotated[str, Field(pattern=r"^/")] = Field(
+        description="Appended to baseUrl; {name} placeholders are filled from params."
+    )
+    mutation: bool = Field(
+        False,
+        description="The call changes something: it is retried only when it surely did not "
+        "take effect, or when preExecute or idempotencyHeader guards the retry.",
+    )
     idempotency_header: Annotated[
         str | None,
         Field(
@@ -56,12 +77,27 @@ class OperationSpec(SpecModel):
 
 
 class ServiceSpec(SpecModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
-    base_url: Annotated[str, Field(pattern=r"^https?://")]
-    description: str | None = None
-    auth: AuthSpec = Field(default_factory=lambda: NoAuthSpec(type="none"))
+    """A service of the catalog (`services/<name>.json`, SPEC 9); each is a Dagster
+    resource."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")] = Field(
+        description="The service's name: the file name without .json."
+    )
+    base_url: Annotated[str, Field(pattern=r"^https?://")] = Field(
+        description="http(s) URL the operations' paths are appended to; "
+        "SERVICE_<NAME>_BASE_URL overrides it."
+    )
+    description: str | None = Field(None, description="What the service is, for people.")
+    auth: AuthSpec = Field(
+        default_factory=lambda: NoAuthSpec(type="none"),
+        description="How requests authenticate (default: none).",
+    )
     # Names an environment variable holding a JSON object: user id -> token (runAsUser).
-    user_tokens_env: str | None = None
+    user_tokens_env: str | None = Field(
+        None,
+        description="Names an environment variable holding a JSON object user id -> token, "
+        "for forEach.runAsUser.",
+    )
     timeout_seconds: Annotated[
         float,
         Field(
@@ -78,5 +114,9 @@ class ServiceSpec(SpecModel):
             "one fails the call at once, without a retry.",
         ),
     ] = DEFAULT_MAX_RESPONSE_BYTES
-    rate_limit: RateLimitSpec | None = None
-    operations: Annotated[dict[str, OperationSpec], Field(min_length=1)]
+    rate_limit: RateLimitSpec | None = Field(
+        None, description="A limit across every op and forEach item of a process."
+    )
+    operations: Annotated[dict[str, OperationSpec], Field(min_length=1)] = Field(
+        description="Operation name -> method and path; steps call them by name."
+    )
