@@ -8,6 +8,7 @@ validators), accept what the models accept, and describe every field.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -238,3 +239,19 @@ RULES = [
 def test_schemas_state_the_rules_of_the_models(doc: Any, name: str, valid: bool) -> None:
     assert _model_accepts(name, doc) is valid  # the case says what the models do ...
     assert (_schema_errors(name, doc) == []) is valid  # ... and the schema says the same
+
+
+def test_the_editor_page_maps_every_schema_to_its_files() -> None:
+    page = (ROOT / "docs" / "editor.md").read_text(encoding="utf-8")
+    [settings] = [
+        json.loads(block)
+        for block in re.findall(r"^```json\n(.*?)^```", page, flags=re.M | re.S)
+        if "json.schemas" in block
+    ]
+    mapped = {
+        entry["url"].removeprefix("./schemas/"): entry["fileMatch"]
+        for entry in settings["json.schemas"]
+    }
+    assert mapped == {f.name: [f"**/workflow_defs/{f.pattern}"] for f in SCHEMA_FILES}
+    for kind in SCHEMA_FILES:
+        assert f"| `{kind.name}` | `{kind.pattern}` |" in page
