@@ -52,6 +52,18 @@ def rules(*schemas: Schema) -> Schema:
     return {"allOf": list(schemas)}
 
 
+def one_output_of(inner: str) -> Schema:
+    """outputTable on the step or inside `inner` (at least one), outputSchema not in both."""
+    return rules(
+        {"anyOf": [is_set("outputTable"), inside(inner, non_empty_text("outputTable"))]},
+        {
+            "not": rules(
+                non_empty_object("outputSchema"), inside(inner, non_empty_object("outputSchema"))
+            )
+        },
+    )
+
+
 def no_output() -> Schema:
     """A step that produces no table: no `outputTable`, no (non-empty) `outputSchema`."""
     return rules(is_unset("outputTable"), empty_or_null("outputSchema"))

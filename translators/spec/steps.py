@@ -11,12 +11,11 @@ from translators.spec.base import MAX_RETRY_DELAY_MS, MAX_WAIT_SECONDS, SpecMode
 from translators.spec.modifiers import FieldMapping, ForEachSpec, PaginationSpec, PreExecuteSpec
 from translators.spec.schema_rules import (
     empty_or_null,
-    inside,
     is_set,
     is_unset,
     no_output,
     non_empty_object,
-    non_empty_text,
+    one_output_of,
     rules,
     when_equals,
 )
@@ -177,22 +176,7 @@ class ImportFromDatabaseStepSpec(BaseStepSpec):
     """importFromDatabase (SPEC 3.3): reads a table of an app database, in batches."""
 
     # One outputTable (on the step or inside), at most one outputSchema: `_one_output_table`.
-    model_config = ConfigDict(
-        json_schema_extra=rules(
-            {
-                "anyOf": [
-                    is_set("outputTable"),
-                    inside("importFromDatabase", non_empty_text("outputTable")),
-                ]
-            },
-            {
-                "not": rules(
-                    non_empty_object("outputSchema"),
-                    inside("importFromDatabase", non_empty_object("outputSchema")),
-                )
-            },
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=one_output_of("importFromDatabase"))
 
     kind: ClassVar[str] = "importFromDatabase"
     import_from_database: ImportSpec = Field(description="The table to read and how.")
