@@ -187,3 +187,10 @@ def test_a_folder_without_workflows_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "helpers.ts").write_text("export const limit = compute();\n")
     _, problems = convert(tmp_path)
     assert [p.message for p in problems] == ["holds no JobDefinition export"]
+
+
+def test_dest_must_be_an_app_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "apps" / "my app"
+    assert main(["import-ts", str(CORPUS / "bad-schedules" / "src"), str(dest)]) == 1
+    assert "'my app' is not an app id" in capsys.readouterr().err
+    assert not dest.exists()
