@@ -18,6 +18,10 @@ switch interval (5 ms): that convoy, not the HTTP client, bounded a forEach at p
 An item whose request has a `check` (the step's preExecute, SPEC 5.5) asks it first, on a
 thread (it makes blocking calls): records it finds are the item's output and its call is
 not sent. That makes a mutation per item exactly-once across retries and re-runs.
+
+Log lines of the loop's thread (a retry, a skipped item) go through `CallStats.note`:
+the caller's thread writes them to the step's log while it waits (every `_POLL_S`),
+as Dagster's `context.log` is not meant to be called from another thread.
 """
 
 from __future__ import annotations

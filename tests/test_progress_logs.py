@@ -199,3 +199,16 @@ def test_every_retry_is_logged_once_with_its_reason_and_delay(
     assert len(skipped) == 3 and all("Bearer ***" in m for m in skipped), leaks
     assert "0/3 items done, 3 failed (skipped)" in leaks[-1][1]
     assert SERVICE_TOKEN not in logged and "Bearer ***" in logged
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_a_bad_progress_pace_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from translators.steps.service_call import progress_interval
+
+    monkeypatch.setenv("WORKFLOWS_PROGRESS_SECONDS", value)
+    with pytest.raises(ValueError, match=r"WORKFLOWS_PROGRESS_SECONDS=.*expected a number of se"):
+        progress_interval()
+    monkeypatch.setenv("WORKFLOWS_PROGRESS_SECONDS", "2.5")
+    assert progress_interval() == 2.5
+    monkeypatch.delenv("WORKFLOWS_PROGRESS_SECONDS")
+    assert progress_interval() == 10.0
