@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPONENT = "translators.component.WorkflowsComponent"
 EXAMPLE_JOB = "example__syncProducts"
 EXAMPLE_SCHEDULE = "example__nightly_products"
-# The app-table assets of the example (issue 9), as `dg list defs` keys: add
-# "example/products" here once persist targets are assets.
-EXAMPLE_APP_TABLE_ASSETS: list[str] = []
+# The app-table asset of the example and the service operation it reads (issue 9), as
+# `dg list defs` shows their keys.
+EXAMPLE_APP_TABLE_ASSETS: list[str] = ["example/products", "shop/listProducts"]
 DG_TIMEOUT = 120
 
 
