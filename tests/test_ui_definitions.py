@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,27 @@ def test_a_run_materializes_its_tables_with_typed_metadata(demo_env: str) -> Non
         e for e in result.all_node_events if e.step_key == VARIABLES_OP and e.is_successful_output
     )
     assert record.step_output_data.metadata["var appId"].value == "demo-shop"
+
+
+def test_upsert_key_check_reads_the_tables_constraints(
+    monkeypatch: pytest.MonkeyPatch, sqlite_app_url: str
+) -> None:
+    monkeypatch.setenv("APP_DB_URL__DEMO_SHOP", sqlite_app_url)
+    ensure_demo_schema(sqlite_app_url)
+    _, defs = load(REAL_DEFS)
+    check_key = dg.AssetCheckKey(key("demo-shop/orders_enriched"), "upsert_key_unique_order_id")
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection={check_key}
+    )
+
+    def evaluate() -> bool:
+        result = job.execute_in_process()
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation.passed
+
+    assert evaluate()
+    # The same table without its unique constraint: upserts could duplicate rows.
+    with sqlite3.connect(sqlite_app_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("ALTER TABLE orders_enriched RENAME TO old_orders")
+        conn.execute("CREATE TABLE orders_enriched AS SELECT * FROM old_orders")
+    assert not evaluate()

@@ -23,6 +23,7 @@ from dagster._core.execution.build_resources import wrap_resources_for_execution
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
 from resources.table_store import TableStoreResource
+from translators.asset_checks import asset_checks
 from translators.assets import asset_specs
 from translators.errors import DefinitionError
 from translators.housekeeping import housekeeping_sensor
@@ -87,6 +88,7 @@ def build_definitions(
     return dg.Definitions(
         # The app tables as assets (issue 9); a run's single job does not need them.
         assets=asset_specs(loaded) if only is None else None,
+        asset_checks=asset_checks(loaded) if only is None else None,
         jobs=list(jobs.values()),
         schedules=schedules,
         sensors=build_sensors(),
@@ -153,7 +155,11 @@ def _with_assets(content: dict[str, dict[str, Any]], loaded: LoadResult) -> Cach
     """The lazy jobs, schedules and sensors of `content`, plus the app tables as assets
     (issue 9) as `Definitions(assets=...)` adds them (specs take milliseconds: not lazy).
     What `CachingRepositoryData.from_dict` does, which takes no assets."""
-    assets = dg.Definitions(assets=asset_specs(loaded)).get_repository_def()
+    assets = dg.Definitions(
+        assets=asset_specs(loaded),
+        asset_checks=asset_checks(loaded),  # they read the app database: resources bound
+        resources=_resources(loaded),
+    ).get_repository_def()
     # The implicit asset job of those assets, as Definitions would list it.
     asset_jobs = {name: assets.get_job(name) for name in assets.job_names}
     return CachingRepositoryData(
@@ -162,7 +168,7 @@ def _with_assets(content: dict[str, dict[str, Any]], loaded: LoadResult) -> Cach
         sensors=content["sensors"],
         source_assets_by_key={},
         assets_defs_by_key=assets.assets_defs_by_key,
-        asset_checks_defs_by_key={},
+        asset_checks_defs_by_key=assets.asset_checks_defs_by_key,
         top_level_resources={},
         utilized_env_vars={},
         unresolved_partitioned_asset_schedules={},
