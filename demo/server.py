@@ -6,7 +6,8 @@ spread evenly over the 60 days before `DATA_END_DATE`.
 
 Routes (prefix = the service's `baseUrl` path in `workflow_defs/services/`):
 
-- `GET /shop/orders?cursor=&limit=50&since=YYYY-MM-DD`: cursor pagination, Bearer auth.
+- `GET /shop/orders?cursor=&limit=50&since=YYYY-MM-DD&createdAfter=<ISO timestamp>`:
+  cursor pagination, Bearer auth; `createdAfter` keeps orders created strictly after it.
 - `GET /crm/customers?page=1&per_page=25`, `GET /crm/customers/{id}`: `X-Api-Key` auth.
 - `POST /chat/messages` `{channel, text}`, `GET /chat/messages`: no auth.
 - `GET /health`.
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,6 +122,15 @@ def make_orders(end_date: date = DATA_END_DATE) -> list[dict[str, Any]]:
     return orders
 
 
+def _instant(text: str) -> datetime:
+    """An ISO-8601 date or timestamp (UTC when it names no zone)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"'{text}' is not an ISO-8601 timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def orders_since(since: date, end_date: date = DATA_END_DATE) -> list[dict[str, Any]]:
     """The orders `GET /shop/orders?since=<since>` returns: created at or after its midnight UTC."""
     bound = since.isoformat()
@@ -140,6 +151,8 @@ class DemoState:
     reviews: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The latest requests (`GET /shop/orders?limit=100`), what tests read as the witness.
+    requests: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
     def __post_init__(self) -> None:
         self.orders = make_orders(self.end_date)
@@ -185,6 +198,7 @@ class DemoRequestHandler(PagingRoutes, BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
+        self.server.state.requests.append(f"{method} {self.path}")
         query = parse_qs(url.query)
         path = url.path.rstrip("/") or "/"
         try:
@@ -239,6 +253,9 @@ class DemoRequestHandler(PagingRoutes, BaseHTTPRequestHandler):
             except ValueError:
                 raise ApiError(400, "query parameter 'since' must be a date YYYY-MM-DD") from None
             orders = [order for order in orders if order["createdAt"] >= since.isoformat()]
+        if "createdAfter" in query:  # incremental loads (lastValue): strictly after
+            after = _instant(query["createdAfter"][-1])
+            orders = [order for order in orders if _instant(order["createdAt"]) > after]
         limit = _int_param(query, "limit", ORDERS_DEFAULT_LIMIT, (1, ORDERS_MAX_LIMIT))
         cursor = query.get("cursor", [""])[-1]
         offset = _decode_cursor(cursor) if cursor else 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from translators.check_context import CheckContext, Ref, Slot, SqlText, canonical_schema
 from translators.errors import join_pointer, one_of
+from translators.last_value import check_last_values
 from translators.naming import NameSource, step_names
 from translators.plans import StepPlan
 from translators.spec import (
@@ -69,6 +70,7 @@ def check_workflow(
         if slot.spec is not None:
             check_step(ctx, slot, slots)
             _settle_schema(ctx, slot, slots)
+    check_last_values(ctx, slots)
     return [_plan(slot, slots) for slot in slots if slot.spec is not None]
 
 

@@ -12,6 +12,7 @@ from resources.service_limits import service_pool
 from resources.table_store import TableHandle
 from translators.celery_executor import choosing_executor
 from translators.errors import DefinitionError, Problem
+from translators.last_value import record_table_max
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
 from translators.naming import AFTER_INPUT_NAME
 from translators.op_metadata import (
@@ -170,6 +171,13 @@ def _step_op(
         register_run_secrets(catalog)
         with redacted_failures():
             result = runner(step.spec, _runtime(context, inputs))
+            record_table_max(
+                context,
+                workflow.spec.variables,
+                step.output_table,
+                result.handle,
+                getattr(context.resources, TABLE_STORE_KEY),
+            )
         if result.materialized is not None:
             yield materialization(result.materialized)
         if result.emit:

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from resources.secrets import redact
+from translators.last_value import last_value_specs, pinned_last_values
 from translators.loader import WorkflowPlan
 from translators.naming import VARIABLES_STEP_NAME
 from translators.run_secrets import redacted_failures, register_run_secrets
@@ -98,7 +99,9 @@ def _logical_time_help(variables: Mapping[str, Any]) -> str:
     """What the logical time decides, with the values a run launched at load time gets."""
     text = "ISO-8601; default: the partition's start, else the launch time."
     derived = {
-        name: spec for name, spec in variables.items() if not isinstance(spec, ParamVariableSpec)
+        name: spec
+        for name, spec in variables.items()
+        if not isinstance(spec, ParamVariableSpec) and name not in last_value_specs(variables)
     }
     if not derived:
         return text
@@ -126,9 +129,12 @@ def run_variables(context: Any, workflow: WorkflowPlan) -> dict[str, Any]:
     if config.get("logical_time") is None and partition_start is None:
         launched = _launch_time(context.instance, root_run_id)
     logical_time, timezone = _logical_time(config, partition_start, launched)
-    values = resolve_variables(
-        workflow.spec.variables, config.get("params") or {}, logical_time, timezone
-    )
+    specs, params = workflow.spec.variables, config.get("params") or {}
+    values = resolve_variables(specs, params, logical_time, timezone)
+    if last_value_specs(specs):  # kept per param set: the params with defaults applied
+        given = {n: values[n] for n, s in specs.items() if isinstance(s, ParamVariableSpec)}
+        pinned = pinned_last_values(context, workflow.job_name, specs, given)
+        values = resolve_variables(specs, params, logical_time, timezone, pinned)
     return {"values": values, "logical_time": iso_utc(logical_time), "timezone": timezone}
 
 

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from translators.spec import DateOffsetVariableSpec, NowVariableSpec, ParamVariableSpec
+from translators.spec import (
+    DateOffsetVariableSpec,
+    LastValueVariableSpec,
+    NowVariableSpec,
+    ParamVariableSpec,
+)
 from translators.spec.workflow import VariableSpec
 
 
@@ -20,6 +25,7 @@ def resolve_variables(
     params: Mapping[str, Any],
     logical_time: dt.datetime,
     timezone: str = "UTC",
+    last_values: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every variable's value for one run.
 
@@ -28,6 +34,9 @@ def resolve_variables(
         params: values given at launch (run config, `--param`, schedule `params`).
         logical_time: the tick, partition or launch time (timezone-aware).
         timezone: where `dateOffset` dates are taken (the schedule's zone, else UTC).
+        last_values: per `lastValue` variable, `{"value", "run"}` the run starts from
+            (translators.last_value); `lookback` applies to a value a run reached, not
+            to `initial`. Missing: `initial`.
     """
     unknown = sorted(
         set(params) - {n for n, s in specs.items() if isinstance(s, ParamVariableSpec)}
@@ -48,7 +57,17 @@ def resolve_variables(
             values[name] = (local_day + dt.timedelta(days=spec.days)).isoformat()
         elif isinstance(spec, NowVariableSpec):
             values[name] = iso_utc(logical_time)
+        elif isinstance(spec, LastValueVariableSpec):
+            values[name] = _last_value(spec, (last_values or {}).get(name))
     return values
+
+
+def _last_value(spec: LastValueVariableSpec, used: Mapping[str, Any] | None) -> Any:
+    if used is None or used.get("run") is None:
+        return spec.initial if used is None else used.get("value")
+    from translators.last_value import apply_lookback
+
+    return apply_lookback(used.get("value"), spec.lookback)
 
 
 def iso_utc(moment: dt.datetime) -> str:

@@ -28,6 +28,7 @@ from translators.spec.steps import (
 )
 from translators.spec.workflow import (
     DateOffsetVariableSpec,
+    LastValueVariableSpec,
     NowVariableSpec,
     ParamVariableSpec,
     SettingsSpec,
@@ -45,6 +46,7 @@ __all__ = [
     "ForEachSpec",
     "GenerateSpec",
     "ImportFromDatabaseStepSpec",
+    "LastValueVariableSpec",
     "LinkPaginationSpec",
     "NextUrlPaginationSpec",
     "NowVariableSpec",

@@ -39,8 +39,28 @@ class NowVariableSpec(SpecModel):
     type: Literal["now"] = Field(description="Variable type: now.")
 
 
+class LastValueVariableSpec(SpecModel):
+    """Extension (incremental loads): the largest value of a column of an output table at
+    the end of the last successful run for the same params, `initial` the first time."""
+
+    type: Literal["lastValue"] = Field(description="Variable type: lastValue.")
+    from_: str = Field(
+        alias="from",
+        pattern=r"^[^.]+\.[^.]+$",
+        description="`<outputTable>.<column>`: the column whose largest value is kept.",
+    )
+    initial: Any = Field(
+        None, description="The value until a run succeeded (or after a reset); any JSON value."
+    )
+    lookback: str | None = Field(
+        None,
+        pattern=r"^[0-9]+[smhd]$",
+        description="Subtracted from a date or timestamp value when used, e.g. `2d`, `6h`.",
+    )
+
+
 VariableSpec = Annotated[
-    ParamVariableSpec | DateOffsetVariableSpec | NowVariableSpec,
+    ParamVariableSpec | DateOffsetVariableSpec | NowVariableSpec | LastValueVariableSpec,
     Field(discriminator="type"),
 ]
 
