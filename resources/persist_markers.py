@@ -1,8 +1,10 @@
 """The exactly-once markers of persist steps, and the table names the write path reserves.
 
 `_workflow_persist_markers` holds one row per `(run lineage, step)` whose write committed;
-the row commits in the same transaction as the rows it stands for (SPEC 3.4). The table is
-created in the app database on first use, so it is no target a workflow may write to.
+the row commits in the same transaction as the rows it stands for (SPEC 3.4), with what
+the write did (rows inserted, updated, deleted, skipped). The table is created in the app
+database on first use, so it is no target a workflow may write to; a table made before the
+counts were kept gains their columns (NULL on its old rows) on the next persist.
 
 Staging tables are temporary and named per run lineage and step (`stage_table_name`), and
 every statement names them with the temporary schema, so a user table of any other name,
@@ -12,6 +14,7 @@ every statement names them with the temporary schema, so a user table of any oth
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,6 +24,17 @@ from resources.app_db_schema import AppDatabaseError
 MARKER_TABLE = "_workflow_persist_markers"
 STAGE_PREFIX = "_wf_stage_"
 
+
+@dataclass(frozen=True)
+class PersistCounts:
+    """What one committed persist did to its target (kept on its exactly-once marker)."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+
+
 _MARKERS = sa.Table(
     MARKER_TABLE,
     sa.MetaData(),
@@ -28,7 +42,13 @@ _MARKERS = sa.Table(
     sa.Column("step", sa.Text, primary_key=True),
     sa.Column("rows_written", sa.BigInteger, nullable=False),
     sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
+    # Nullable: added to marker tables made before them (see _add_count_columns).
+    sa.Column("rows_inserted", sa.BigInteger),
+    sa.Column("rows_updated", sa.BigInteger),
+    sa.Column("rows_deleted", sa.BigInteger),
+    sa.Column("rows_skipped", sa.BigInteger),
 )
+COUNT_COLUMNS = ("rows_inserted", "rows_updated", "rows_deleted", "rows_skipped")
 
 
 def refuse_reserved_target(table: str) -> None:
@@ -51,6 +71,7 @@ def ensure_marker_table(conn: Connection) -> None:
     try:
         with conn.begin():
             _MARKERS.create(conn, checkfirst=True)
+            _add_count_columns(conn)
     except sa.exc.DBAPIError:
         exists = sa.inspect(conn).has_table(MARKER_TABLE)
         conn.rollback()
@@ -71,14 +92,50 @@ def claim_marker(conn: Connection, lineage: str, step: str) -> bool:
     return result.rowcount == 1
 
 
-def record_marker(conn: Connection, lineage: str, step: str, rows: int) -> None:
+def record_marker(conn: Connection, lineage: str, step: str, counts: PersistCounts) -> None:
+    """Store what the write did on its marker (same transaction as the write)."""
+    values = {f"rows_{name}": getattr(counts, name) for name in _COUNT_FIELDS}
+    values["rows_written"] = counts.inserted + counts.updated
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
     conn.execute(
         sa.text(
-            f"UPDATE {_q(conn, MARKER_TABLE)} SET rows_written = :rows,"
+            f"UPDATE {_q(conn, MARKER_TABLE)} SET {assignments},"
             " committed_at = CURRENT_TIMESTAMP WHERE lineage = :lineage AND step = :step"
         ),
-        {"rows": rows, "lineage": lineage, "step": step},
+        {**values, "lineage": lineage, "step": step},
     )
+
+
+def recorded_counts(conn: Connection, lineage: str, step: str) -> PersistCounts | None:
+    """The counts on an existing marker; None for one written before counts were kept."""
+    found = conn.execute(
+        sa.text(
+            f"SELECT {', '.join(COUNT_COLUMNS)} FROM {_q(conn, MARKER_TABLE)}"
+            " WHERE lineage = :lineage AND step = :step"
+        ),
+        {"lineage": lineage, "step": step},
+    ).first()
+    if found is None or any(value is None for value in found):
+        return None
+    return PersistCounts(*(int(value) for value in found))
+
+
+_COUNT_FIELDS = ("inserted", "updated", "deleted", "skipped")
+
+
+def _add_count_columns(conn: Connection) -> None:
+    """Add the count columns to a marker table made before they existed.
+
+    Writers of one SQLite file hold its write lock here (BEGIN IMMEDIATE), and PostgreSQL's
+    `IF NOT EXISTS` lets two first writers add the same column.
+    """
+    present = conn.exec_driver_sql(f"SELECT * FROM {_q(conn, MARKER_TABLE)} WHERE 1 = 0").keys()
+    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+    for name in COUNT_COLUMNS:
+        if name not in present:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {_q(conn, MARKER_TABLE)} ADD COLUMN {guard}{name} BIGINT"
+            )
 
 
 def _q(conn: Connection, name: str) -> str:

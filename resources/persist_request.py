@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from resources.app_db_schema import AppDatabaseError, TableInfo, first_line
-from resources.persist_markers import refuse_reserved_target
+from resources.persist_markers import PersistCounts, refuse_reserved_target
+
+__all__ = [
+    "PersistCounts",
+    "PersistRequest",
+    "PersistResult",
+    "RowErrors",
+    "check_target",
+]
 
 Mode = Literal["upsert", "replaceAll", "append"]
 OnRowError = Literal["fail", "skip"]
@@ -44,7 +52,15 @@ class PersistRequest:
 class PersistResult:
     """The outcome of one persist call.
 
-    `already_done` means the marker existed: this call wrote nothing (`rows_written` 0).
+    `rows_written` is `rows_inserted + rows_updated`. `rows_deleted` are the rows replaceAll
+    removed before inserting; an upsert whose only mapped columns are the key leaves an
+    existing row alone (neither inserted nor updated). A key the source repeats counts once
+    per row applied: SQLite applies each (the first inserts, the others update),
+    PostgreSQL only the key's last row in each merge group.
+
+    `already_done` means the marker existed: this call wrote nothing, so its own counts
+    are all 0, and `recorded` holds what the call that wrote did (None for a marker
+    written before counts were kept). After a write, `recorded` holds this call's counts.
     """
 
     rows_written: int
@@ -52,6 +68,10 @@ class PersistResult:
     errors: list[str] = field(default_factory=list)
     already_done: bool = False
     duration_s: float = 0.0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    recorded: PersistCounts | None = None
 
 
 def check_target(info: TableInfo, request: PersistRequest, columns: list[str]) -> None:

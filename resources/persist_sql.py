@@ -64,11 +64,14 @@ from resources.app_db_schema import (
     inspect_table,
     python_values,
 )
+from resources.persist_apply import Apply, Tally, q, tallied
 from resources.persist_copy import Chunk, CopyInto, Prefetch, column_type_oids
 from resources.persist_markers import (
+    PersistCounts,
     claim_marker,
     ensure_marker_table,
     record_marker,
+    recorded_counts,
     stage_table_name,
 )
 from resources.persist_request import PersistRequest, PersistResult, RowErrors, check_target
@@ -106,14 +109,17 @@ def persist_batches(
         with conn.begin():
             if not claim_marker(conn, lineage, step):
                 log.info("persist %s/%s: already written, skipping", lineage, step)
-                return PersistResult(0, already_done=True, duration_s=_since(started))
+                recorded = recorded_counts(conn, lineage, step)
+                return PersistResult(
+                    0, already_done=True, duration_s=_since(started), recorded=recorded
+                )
             info = inspect_table(conn, request.table, where)
             first, batches = _peek(batches)
             columns = first.schema.names if first is not None else []
             check_target(info, request, columns)
             writer = _Writer(conn, info, request, columns, stage_table_name(lineage, step))
-            written = writer.write(batches) if first is not None else 0
-            record_marker(conn, lineage, step, written)
+            counts = writer.write(batches) if first is not None else PersistCounts()
+            record_marker(conn, lineage, step, counts)
             if before_commit is not None:
                 before_commit()
     except (sa.exc.OperationalError, psycopg.OperationalError):
@@ -123,8 +129,16 @@ def persist_batches(
             f"persist to {request.table!r} in {where} failed, nothing was written: "
             f"{first_line(exc)}"
         ) from exc
-    errors = writer.errors
-    return PersistResult(written, errors.count, errors.messages, False, _since(started))
+    return PersistResult(
+        rows_written=counts.inserted + counts.updated,
+        rows_skipped=counts.skipped,
+        errors=writer.errors.messages,
+        duration_s=_since(started),
+        rows_inserted=counts.inserted,
+        rows_updated=counts.updated,
+        rows_deleted=counts.deleted,
+        recorded=counts,
+    )
 
 
 class _Writer:
@@ -149,9 +163,9 @@ class _Writer:
         self.target = _target_name(conn, info.name)
         self.temp_schema = "temp" if self.sqlite else "pg_temp"
         self.stage_name = stage
-        self.stage = f"{self.temp_schema}.{_q(conn, stage)}"
-        self.row = _q(conn, ROW_COLUMN)
-        self.cols = ", ".join(_q(conn, c) for c in columns)
+        self.stage = f"{self.temp_schema}.{q(conn, stage)}"
+        self.row = q(conn, ROW_COLUMN)
+        self.cols = ", ".join(q(conn, c) for c in columns)
         self.staged = 0
         self.stage_types: list[int] = []
         self.into_stage: CopyInto | None = None
@@ -161,34 +175,39 @@ class _Writer:
             assert raw is not None
             self.into_stage = CopyInto(raw, self.stage, self.cols, self.row)
             self.into_target = CopyInto(raw, self.target, self.cols, None)
+        self.apply = Apply(conn, request, columns, (self.target, self.stage, self.row))
         self.indexed = False
         self.null_keys = False  # a staged chunk had a NULL in an upsert key column
-        # SQLite applies the rows in order, so a repeated key's last row wins by itself.
-        self.deduplicate = False
         # Nothing to merge, match or skip: the rows can go straight into the target.
         self.direct = self.copy and request.mode == "append" and request.on_row_error == "fail"
 
-    def write(self, batches: Iterable[pa.RecordBatch]) -> int:
+    def write(self, batches: Iterable[pa.RecordBatch]) -> PersistCounts:
+        """Write the rows; what that did to the target (inserted, updated, ...)."""
+        deleted = 0
         if self.direct:
-            return self._copy_direct(batches)
-        self._create_stage()
-        if self.copy and self.request.mode == "upsert":
-            written = self._upsert_in_groups(batches)
+            tally = self._copy_direct(batches)
+        elif self.copy and self.request.mode == "upsert":
+            self._create_stage()
+            tally = self._upsert_in_groups(batches)
             self._log_staged()
-            return written
-        for batch in self._chunks(batches):
-            self._stage_chunk(self._encoded(Chunk(batch, self.staged + 1), encode=False))
-        self._log_staged()
-        if self.copy:
-            self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
-        if self.request.mode == "upsert":
-            self._drop_null_keys()
-        if self.request.mode == "replaceAll":
-            self._delete_matches()
-        written = self._bisect(1, self.staged, self._insert_range) if self.staged else 0
-        if self.sqlite:  # PostgreSQL drops it at commit
-            self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
-        return written
+        else:
+            self._create_stage()
+            for batch in self._chunks(batches):
+                self._stage_chunk(self._encoded(Chunk(batch, self.staged + 1), encode=False))
+            self._log_staged()
+            if self.copy:
+                self.conn.exec_driver_sql(f"ANALYZE {self.stage}")
+            if self.request.mode == "upsert":
+                self.apply.drop_null_keys(self.errors)
+            if self.request.mode == "replaceAll":
+                deleted = self.apply.delete_matches()
+            tally = self.apply.counted(self._apply_all) if self.staged else Tally()
+            if self.sqlite:  # PostgreSQL drops it at commit
+                self.conn.exec_driver_sql(f"DROP TABLE {self.stage}")
+        return PersistCounts(tally.inserted, tally.updated, deleted, self.errors.count)
+
+    def _apply_all(self) -> Tally:
+        return self._bisect(1, self.staged, self.apply.insert_range)
 
     def _log_staged(self) -> None:
         how = "executemany"
@@ -207,25 +226,25 @@ class _Writer:
             for offset in range(0, batch.num_rows, CHUNK_ROWS):
                 yield batch.slice(offset, CHUNK_ROWS)
 
-    def _copy_direct(self, batches: Iterable[pa.RecordBatch]) -> int:
+    def _copy_direct(self, batches: Iterable[pa.RecordBatch]) -> Tally:
         """Append under `fail` on PostgreSQL: COPY straight into the target (no staging
         table, no second pass); a chunk that fails is halved to name its first bad row."""
-        written = 0
+        written = Tally()
         for chunk in self._chunks(batches):
             first = self.staged + 1
             self.staged += chunk.num_rows
             assert self.into_target is not None
             load = self.into_target.loader(Chunk(chunk, first))
-            written += self._bisect(first, self.staged, load)
+            written += self._bisect(first, self.staged, tallied(load))
         return written
 
-    def _upsert_in_groups(self, batches: Iterable[pa.RecordBatch]) -> int:
+    def _upsert_in_groups(self, batches: Iterable[pa.RecordBatch]) -> Tally:
         """PostgreSQL upsert: stage MERGE_ROWS rows, merge them, empty the stage, go on.
 
         Statements run in source order, so a key repeated in a later group is updated
         again by it: the last row still wins.
         """
-        written = merged = 0
+        written, merged = Tally(), 0
         chunks = Prefetch(self._read_ahead(batches))
         try:
             for chunk in chunks:
@@ -252,11 +271,11 @@ class _Writer:
             chunk = self.into_stage.encode_all(chunk) if encode else chunk
         return chunk
 
-    def _merge_group(self, first: int) -> int:
+    def _merge_group(self, first: int) -> Tally:
         if self.null_keys:
-            self._drop_null_keys()
+            self.apply.drop_null_keys(self.errors)
             self.null_keys = False
-        written = self._bisect(first, self.staged, self._insert_range)
+        written = self._bisect(first, self.staged, self.apply.insert_range)
         self.conn.exec_driver_sql(f"TRUNCATE {self.stage}")
         return written
 
@@ -278,7 +297,7 @@ class _Writer:
             load = self.into_stage.loader(chunk)
         else:
             load = self._insert_loader(batch, first)
-        self._bisect(first, self.staged, load)
+        self._bisect(first, self.staged, tallied(load))
 
     def _insert_loader(self, chunk: pa.RecordBatch, first: int) -> Callable[[int, int], int]:
         """Rows lo..hi of the chunk through `executemany` (SQLite, other drivers)."""
@@ -295,77 +314,7 @@ class _Writer:
 
         return load
 
-    def _drop_null_keys(self) -> None:
-        """A NULL key matches no row (NULLs are distinct), so the row would be inserted
-        again on every run: it is a row error, found with one scan of the staging table."""
-        key = self.request.upsert_key or []
-        names = [_q(self.conn, c) for c in key]
-        condition = " OR ".join(f"{n} IS NULL" for n in names)
-        found = self.conn.exec_driver_sql(
-            f"SELECT {self.row}, {', '.join(names)} FROM {self.stage}"
-            f" WHERE {condition} ORDER BY {self.row}"
-        ).all()
-        for row, *values in found:
-            column = key[values.index(None)]
-            self.errors.add(
-                row,
-                f"upsertKey column {column!r} is NULL (a NULL key matches no existing row, "
-                "so the row would be inserted again on every run)",
-            )
-        if found:
-            self.conn.exec_driver_sql(f"DELETE FROM {self.stage} WHERE {condition}")
-
-    def _delete_matches(self) -> None:
-        names = self.request.match_columns or []
-        match = ", ".join(_q(self.conn, c) for c in names)
-        left = f"({match})" if len(names) > 1 else match
-        deleted = self.conn.exec_driver_sql(
-            f"DELETE FROM {self.target} WHERE {left} IN (SELECT {match} FROM {self.stage})"
-        ).rowcount
-        log.debug("replaceAll %s: deleted %d matching rows", self.request.table, deleted)
-
-    def _insert_range(self, lo: int, hi: int) -> int:
-        if self.request.mode != "upsert" or self.deduplicate:
-            return self._insert(lo, hi)
-        # PostgreSQL refuses to update a row twice in one statement: only when the source
-        # repeats a key is it worth the cost (a third of the merge) of keeping the last one.
-        try:
-            with self.conn.begin_nested():
-                return self._insert(lo, hi)
-        except sa.exc.ProgrammingError as exc:
-            if not isinstance(exc.orig, psycopg.errors.CardinalityViolation):
-                raise
-        self.deduplicate = True
-        return self._insert(lo, hi)
-
-    def _insert(self, lo: int, hi: int) -> int:
-        where = f"{self.row} BETWEEN :lo AND :hi"
-        conflict = ""
-        if self.request.mode == "upsert":
-            key = ", ".join(_q(self.conn, c) for c in self.request.upsert_key or [])
-            if self.deduplicate:
-                last = f"SELECT max({self.row}) FROM {self.stage} GROUP BY {key}"
-                where += f" AND {self.row} IN ({last})"
-            conflict = f" ON CONFLICT ({key}) {self._on_conflict_action()}"
-        # SQLite needs the order (its last row of a key wins). On PostgreSQL a scan of the
-        # stage returns the rows in the order COPY wrote them, so sorting them is wasted.
-        order = f" ORDER BY {self.row}" if self.sqlite or self.deduplicate else ""
-        sql = (
-            f"INSERT INTO {self.target} ({self.cols}) SELECT {self.cols} FROM {self.stage}"
-            f" WHERE {where}{order}{conflict}"
-        )
-        return self.conn.execute(sa.text(sql), {"lo": lo, "hi": hi}).rowcount
-
-    def _on_conflict_action(self) -> str:
-        key = set(self.request.upsert_key or [])
-        updates = [
-            f"{_q(self.conn, c)} = excluded.{_q(self.conn, c)}"
-            for c in self.columns
-            if c not in key
-        ]
-        return "DO UPDATE SET " + ", ".join(updates) if updates else "DO NOTHING"
-
-    def _bisect(self, lo: int, hi: int, attempt: Callable[[int, int], int]) -> int:
+    def _bisect(self, lo: int, hi: int, attempt: Callable[[int, int], Tally]) -> Tally:
         """Run rows lo..hi in a savepoint; on a row error halve the range (see module doc)."""
         try:
             with self.conn.begin_nested():
@@ -373,12 +322,12 @@ class _Writer:
         except ROW_ERRORS as exc:
             if lo == hi:
                 self.errors.add(lo, exc)
-                return 0
+                return Tally()
         if not self.indexed and not self.direct:  # staging ranges are selected from now on
-            index = _q(self.conn, f"{self.stage_name}_row")
+            index = q(self.conn, f"{self.stage_name}_row")
             # SQLite names the index's schema, PostgreSQL the table's.
             if self.sqlite:
-                on = f"{self.temp_schema}.{index} ON {_q(self.conn, self.stage_name)}"
+                on = f"{self.temp_schema}.{index} ON {q(self.conn, self.stage_name)}"
             else:
                 on = f"{index} ON {self.stage}"
             self.conn.exec_driver_sql(f"CREATE INDEX {on} ({self.row})")
@@ -400,21 +349,17 @@ def _peek(
 def _target_name(conn: Connection, table: str) -> str:
     """The target with the schema its unqualified name resolves to (before any staging)."""
     if conn.dialect.name == "sqlite":
-        return f"main.{_q(conn, table)}"
+        return f"main.{q(conn, table)}"
     if conn.dialect.name != "postgresql":
-        return _q(conn, table)
+        return q(conn, table)
     schema = conn.execute(
         sa.text(
             "SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
             " ON n.oid = c.relnamespace WHERE c.oid = to_regclass(:name)"
         ),
-        {"name": _q(conn, table)},
+        {"name": q(conn, table)},
     ).scalar()
-    return f"{_q(conn, schema)}.{_q(conn, table)}" if schema else _q(conn, table)
-
-
-def _q(conn: Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote_identifier(name)
+    return f"{q(conn, schema)}.{q(conn, table)}" if schema else q(conn, table)
 
 
 def _since(started: float) -> float:
