@@ -30,7 +30,8 @@ A write is one transaction on one connection:
    and encodes the next chunks; groups apply in source order, so the last row of a key
    repeated across groups still wins. Its merge is not sorted: a scan of the stage returns
    the rows in the order COPY wrote them.
-5. Record the row count on the marker, run the caller's `before_commit` check (the app
+5. Record what the write did (rows inserted, updated, deleted, skipped; counted by
+   `resources.persist_apply`) on the marker, run the caller's `before_commit` check (the app
    database checks that its SQLite file was not deleted meanwhile) and commit.
 
 An append under `fail` on PostgreSQL skips steps 3 and 4: its chunks are COPied straight
