@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("workflow", metavar="APP_ID/WORKFLOW")
     explain.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
 
+    state = sub.add_parser("state", help="lastValue variables per param set: show or reset")
+    state.add_argument("action", choices=["show", "reset"])
+    state.add_argument("workflow", metavar="APP_ID/WORKFLOW")
+    state.add_argument("--param", action="append", default=[], metavar="K=V", help="one set")
+    state.add_argument("--defs", type=Path, help="definitions folder (default: workflow_defs/)")
+
     schema = sub.add_parser("schema", help="write JSON Schemas of the files, for editors")
     schema.add_argument("out_dir", nargs="?", type=Path, metavar="DIR", help="default: schemas/")
 
@@ -81,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from translators.cli_import_ts import import_ts
 
         return import_ts(args.src, args.dest)
+    if args.command == "state":
+        from translators.cli_state import state
+
+        return state(args.action, args.workflow, args.param)
     if args.command == "schema":
         from translators.cli_schema import write_schemas
 
