@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from resources.app_db_schema import AppDatabaseError
+from resources.app_db_schema import AppDatabaseError, first_line
 
 MARKER_TABLE = "_workflow_persist_markers"
 STAGE_PREFIX = "_wf_stage_"
@@ -71,12 +71,13 @@ def ensure_marker_table(conn: Connection) -> None:
     try:
         with conn.begin():
             _MARKERS.create(conn, checkfirst=True)
-            _add_count_columns(conn)
     except sa.exc.DBAPIError:
         exists = sa.inspect(conn).has_table(MARKER_TABLE)
         conn.rollback()
         if not exists:
             raise
+    with conn.begin():
+        _add_count_columns(conn)
 
 
 def claim_marker(conn: Connection, lineage: str, step: str) -> bool:
@@ -132,10 +133,18 @@ def _add_count_columns(conn: Connection) -> None:
     present = conn.exec_driver_sql(f"SELECT * FROM {_q(conn, MARKER_TABLE)} WHERE 1 = 0").keys()
     guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
     for name in COUNT_COLUMNS:
-        if name not in present:
-            conn.exec_driver_sql(
-                f"ALTER TABLE {_q(conn, MARKER_TABLE)} ADD COLUMN {guard}{name} BIGINT"
-            )
+        if name in present:
+            continue
+        alter = f"ALTER TABLE {_q(conn, MARKER_TABLE)} ADD COLUMN {guard}{name} BIGINT"
+        try:
+            conn.exec_driver_sql(alter)
+        except sa.exc.ProgrammingError as exc:  # e.g. the table belongs to another role
+            raise AppDatabaseError(
+                f"cannot add the column {name} (the counts of a persist) to the marker table "
+                f"{MARKER_TABLE}: {first_line(exc)}; run `{alter}` as the table's owner "
+                "(and the other count columns: rows_inserted, rows_updated, rows_deleted, "
+                "rows_skipped)"
+            ) from None
 
 
 def _q(conn: Connection, name: str) -> str:

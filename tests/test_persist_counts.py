@@ -8,13 +8,20 @@ table of an older version that gains the count columns.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlalchemy.engine import make_url
 
 import resources.persist_sql as persist_sql
-from resources.app_database import AppDatabaseResource, PersistRequest, PersistResult
+from resources.app_database import (
+    AppDatabaseError,
+    AppDatabaseResource,
+    PersistRequest,
+    PersistResult,
+)
 from resources.persist_markers import MARKER_TABLE
 from resources.persist_request import PersistCounts
 from tests.support.app_tables import execute, rows
@@ -208,3 +215,30 @@ def test_direct_copy_append_counts_inserted(
     monkeypatch.setattr(persist_sql, "CHUNK_ROWS", 3)
     result = persist(PersistRequest("items", "append"), items(*[(f"k{i}", i) for i in range(8)]))
     assert counts(result) == (8, 0, 0, 0, 8)
+
+
+@pytest.mark.postgres
+def test_a_marker_table_the_app_cannot_alter_is_a_clear_error(
+    pg_app_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older marker table owned by another role: the app's role cannot add the count
+    columns; the error says which and what to run, and nothing is written."""
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    execute(
+        pg_app_url,
+        ITEMS,
+        f"CREATE ROLE {role} LOGIN",
+        f"CREATE TABLE {MARKER_TABLE} (lineage TEXT, step TEXT, rows_written BIGINT NOT NULL,"
+        " committed_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (lineage, step))",
+        f"GRANT SELECT, INSERT, UPDATE ON {MARKER_TABLE}, items TO {role}",
+    )
+    try:
+        monkeypatch.setenv(
+            "APP_DB_URL",
+            make_url(pg_app_url).set(username=role).render_as_string(hide_password=False),
+        )
+        with pytest.raises(AppDatabaseError, match=r"cannot add the column rows_inserted .*owner"):
+            persist(UPSERT, items(("a", 1)))
+        assert rows(pg_app_url, "SELECT count(*) FROM items") == [(0,)]
+    finally:
+        execute(pg_app_url, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
