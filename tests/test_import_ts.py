@@ -85,7 +85,7 @@ def test_the_ported_demo_app_is_the_demo_app(tmp_path: Path) -> None:
     assert json.loads((dest / "schedules.json").read_text()) == json.loads(
         (demo / "schedules.json").read_text()
     )
-    assert_checks(tmp_path, "OK: 3 workflow(s), 2 schedule(s), 3 service(s).")
+    assert_checks(tmp_path, "OK: 4 workflow(s), 2 schedule(s), 3 service(s).")
 
 
 BAD = [

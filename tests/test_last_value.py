@@ -122,3 +122,21 @@ def test_runs_fetch_only_new_orders_failures_and_backfills_keep_the_value(
     args[4] = "appId=shop"
     assert cli_main(args) == 0
     assert _run(defs, instance, shop) == (True, [INITIAL])
+
+
+def test_from_must_name_an_output_table_and_a_column(tmp_path: Path) -> None:
+    from translators.loader import load_definitions
+
+    bad = {
+        **WORKFLOW,
+        "variables": {
+            "a": {"type": "lastValue", "from": "nope.created_at"},
+            "b": {"type": "lastValue", "from": "orders.updated_at"},
+            "c": {"type": "lastValue", "from": "orders.order_id", "lookback": "2d"},
+        },
+    }
+    loaded = load_definitions(write_defs(tmp_path / "defs", "shop", {"bad": bad}, ("shop",)))
+    text = "\n".join(str(p) for p in loaded.problems)
+    assert "bad.json#/variables/a/from" in text and "no step makes" in text
+    assert "bad.json#/variables/b/from" in text and "no column 'updated_at'" in text
+    assert "bad.json#/variables/c/lookback" in text and "needs a date or timestamp" in text
