@@ -123,11 +123,11 @@ def latest_success(instance: dg.DagsterInstance, job_name: str, key: str) -> dg.
 
 
 def record_table_max(
-    context: Any, specs: Mapping[str, VariableSpec], table: str, handle: Any, store: Any
+    context: Any, specs: Mapping[str, VariableSpec], table: str | None, handle: Any, store: Any
 ) -> None:
     """After the step making `table`: raise the run's value to the `from` column's max."""
     wanted = {n: s for n, s in last_value_specs(specs).items() if s.from_.split(".")[0] == table}
-    if not wanted or handle is None:
+    if not wanted or handle is None or table is None:
         return
     tags = _tags(context.instance, context.run_id)
     if KEY_TAG not in tags:  # a backfill: never moves the value
