@@ -255,3 +255,22 @@ def test_the_editor_page_maps_every_schema_to_its_files() -> None:
     assert mapped == {f.name: [f"**/workflow_defs/{f.pattern}"] for f in SCHEMA_FILES}
     for kind in SCHEMA_FILES:
         assert f"| `{kind.name}` | `{kind.pattern}` |" in page
+
+
+def test_a_file_may_name_its_schema(tmp_path: Path) -> None:
+    """`"$schema"` at the top of a definition file is for editors: the loader ignores it
+    and the generated schema accepts it; any other unknown key stays an error."""
+    from translators.loader import load_definitions
+
+    workflows = tmp_path / "apps" / "shop" / "workflows"
+    workflows.mkdir(parents=True)
+    document = {
+        "$schema": "../../../../schemas/workflow.schema.json",
+        "steps": [{"sql": "SELECT 1 AS one", "outputTable": "one"}],
+    }
+    (workflows / "w.json").write_text(json.dumps(document))
+    loaded = load_definitions(tmp_path)
+    assert loaded.ok, [str(p) for p in loaded.problems]
+    Draft202012Validator(all_schemas()["workflow.schema.json"]).validate(document)
+    (workflows / "w.json").write_text(json.dumps({**document, "$comment": "x"}))
+    assert not load_definitions(tmp_path).ok

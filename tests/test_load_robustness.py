@@ -74,9 +74,22 @@ def test_the_other_jobs_still_load_into_definitions(deep_defs: Path) -> None:
 
 
 def test_the_code_location_loads(deep_defs: Path) -> None:
-    """What `dagster dev` does with workspace.yaml: import translators.definitions."""
+    """What a code server does with workspace.yaml: the location loads, the other
+    workflows' jobs with it; Dagster's validation (a check, like `workflows check`) fails
+    and names each file's problem."""
     env = {**os.environ, "WORKFLOW_DEFS_DIR": str(deep_defs)}
-    result = subprocess.run(
+    load = "import translators.definitions as m; print(sorted(m.defs().job_names))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", load],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert job_name("other", "fine") in loaded.stdout
+    validate = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -84,8 +97,10 @@ def test_the_code_location_loads(deep_defs: Path) -> None:
         timeout=300,
         env=env,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "RecursionError" not in result.stdout + result.stderr
+    output = validate.stdout + validate.stderr
+    assert validate.returncode != 0
+    assert "apps/shop/workflows/deep.json#: nested deeper than 64 levels" in output
+    assert "RecursionError" not in output + loaded.stderr
 
 
 def load_one(tmp_path: Path, path: str, text: str) -> LoadResult:

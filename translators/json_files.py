@@ -24,6 +24,11 @@ _BRACKETS_AND_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _NO_VALUE = object()
 
 
+# A top-level "$schema": "<path or URL>" tells editors which JSON Schema a file follows
+# (docs/editor.md); it is the one key a definition file may carry beyond the SPEC's.
+SCHEMA_KEY = "$schema"
+
+
 def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
     """The parsed document, or a problem saying why there is none."""
     try:
@@ -57,6 +62,8 @@ def read_json(path: Path, file: str) -> tuple[Any, Problem | None]:
         limit = f"numbers of at most {sys.get_int_max_str_digits()} digits"
         return _NO_VALUE, Problem(file, "", f"invalid JSON value: {found}", limit)
     problem = _surrogate_problem(raw, file) or _duplicate_key_problem(raw, file)
+    if not problem and isinstance(raw, dict) and isinstance(raw.get(SCHEMA_KEY), str):
+        del raw[SCHEMA_KEY]  # an editor's pointer to `workflows schema` output, not content
     return (_NO_VALUE if problem else raw), problem
 
 

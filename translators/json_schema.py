@@ -53,6 +53,11 @@ def schema_of(schema: SchemaFile) -> dict[str, Any]:
     """The JSON Schema of one kind of file, keys as they are written in JSON (camelCase)."""
     generated = schema.model.model_json_schema(by_alias=True, mode="validation")
     _drop_property_titles(generated)
+    generated.setdefault("properties", {})["$schema"] = {
+        "type": "string",
+        "description": "The JSON Schema this file follows, for editors (a path or URL); "
+        "ignored by the loader.",
+    }
     return {
         "$schema": DIALECT,
         "$id": schema.name,
