@@ -175,6 +175,8 @@ def test_a_run_materializes_its_tables_with_typed_metadata(demo_env: str) -> Non
     assert isinstance(schema, dg.TableSchema)
     assert "order_id" in {c.name for c in schema.columns}
     assert orders.metadata["rows written"].value == 87
+    assert orders.metadata["rows inserted"].value == 87
+    assert orders.metadata["rows updated"].value == 0
     # Step tables: row count, schema and a markdown preview, not raw JSON.
     output = next(
         e for e in result.all_node_events if e.step_key == "fetch_orders" and e.is_successful_output
