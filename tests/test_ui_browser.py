@@ -168,7 +168,7 @@ def last_two_partitions() -> list[str]:
     assert partitions_def is not None, f"{BACKFILL_SCHEDULE} has no backfillStart"
     keys = partitions_def.get_partition_keys()
     assert len(keys) >= 3, keys
-    return keys[-3:-1]
+    return list(keys[-3:-1])
 
 
 def app_rows(query: str) -> list[tuple]:
