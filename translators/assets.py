@@ -21,14 +21,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from translators.loader import LoadResult, StepPlan, WorkflowPlan
+from translators.loader import LoadResult
 from translators.naming import dagster_name
-from translators.spec import (
-    ImportFromDatabaseStepSpec,
-    ParamVariableSpec,
-    PersistToDatabaseStepSpec,
-    ServiceCallStepSpec,
-)
+from translators.plans import StepPlan, WorkflowPlan
+from translators.steps.kind import app_id_at_load
+from translators.steps.registry import kind_of
 
 SERVICES_GROUP = "services"
 
@@ -52,12 +49,11 @@ class _Table:
 
 
 def persist_target(workflow: WorkflowPlan, step: StepPlan) -> dg.AssetKey | None:
-    """The asset a persist step writes, as far as the files say (None for other steps)."""
-    spec = step.spec
-    if not isinstance(spec, PersistToDatabaseStepSpec):
+    """The app table a step writes, as far as the files say (None for most steps)."""
+    written = kind_of(step).lineage(step.spec).app_table_written
+    if written is None:
         return None
-    target = spec.persist_to_database
-    return app_table_key(app_id_at_load(workflow, target.app_id), target.table_name)
+    return app_table_key(app_id_at_load(workflow, written[0]), written[1])
 
 
 def asset_specs(loaded: LoadResult) -> list[dg.AssetSpec]:
@@ -70,10 +66,10 @@ def asset_specs(loaded: LoadResult) -> list[dg.AssetSpec]:
             key = persist_target(workflow, step)
             if key is None:
                 continue
-            assert isinstance(step.spec, PersistToDatabaseStepSpec)
             app_id, table = key.path
             entry = tables.setdefault(key, _Table(app_id, table))
-            mode = step.spec.persist_to_database.mode
+            written = kind_of(step).lineage(step.spec).app_table_written
+            mode = written[2] if written else ""
             entry.writers.append(f"`{workflow.job_name}` step `{step.name}` ({mode})")
             for upstream, service_call in _sources(workflow, steps, step):
                 entry.upstream.add(upstream)
@@ -91,12 +87,11 @@ def _sources(
 ) -> Iterator[tuple[dg.AssetKey, bool]]:
     """(upstream asset, is a service operation) for what the persisted data comes from."""
     for step in _ancestors(steps, persist):
-        spec = step.spec
-        if isinstance(spec, ImportFromDatabaseStepSpec):
-            source = spec.import_from_database
-            yield app_table_key(app_id_at_load(workflow, source.app_id), source.table_name), False
-        elif isinstance(spec, ServiceCallStepSpec) and spec.output_table:
-            yield service_operation_key(spec.service, spec.operation), True
+        lineage = kind_of(step).lineage(step.spec)
+        for app_id, table in lineage.app_tables_read:
+            yield app_table_key(app_id_at_load(workflow, app_id), table), False
+        for service, operation in lineage.operations_kept:
+            yield service_operation_key(service, operation), True
 
 
 def _ancestors(steps: dict[str, StepPlan], step: StepPlan) -> Iterable[StepPlan]:
@@ -141,25 +136,6 @@ def _source_spec(key: dg.AssetKey, readers: set[str] | None) -> dg.AssetSpec:
         group_name=SERVICES_GROUP,
         kinds={"api", dagster_name(first)},
     )
-
-
-def app_id_at_load(workflow: WorkflowPlan, value: str) -> str:
-    """A literal app id, a template rendered with the params' defaults, else the workflow's
-    own app (SPEC 8: a workflow writes its own app unless app.json grants more)."""
-    if "{{" not in value:
-        return value
-    from translators.templates import render  # lazy: only templated app ids need it
-
-    defaults = {
-        name: spec.default
-        for name, spec in workflow.spec.variables.items()
-        if isinstance(spec, ParamVariableSpec) and spec.default is not None
-    }
-    try:
-        rendered = render(value, defaults)
-    except Exception:  # a variable without a default: the workflow's own app
-        return workflow.app_id
-    return rendered if isinstance(rendered, str) and rendered else workflow.app_id
 
 
 def _database_kind(app_id: str) -> str:

@@ -22,16 +22,7 @@ from translators.errors import join_pointer, one_of
 from translators.last_value import check_last_values
 from translators.naming import NameSource, step_names
 from translators.plans import StepPlan
-from translators.spec import (
-    BaseStepSpec,
-    BranchStepSpec,
-    ImportFromDatabaseStepSpec,
-    PersistToDatabaseStepSpec,
-    ServiceCallStepSpec,
-    SqlStepSpec,
-    VariableSpec,
-    WaitStepSpec,
-)
+from translators.spec import BaseStepSpec, VariableSpec
 from translators.spec.steps import step_kind_of
 from translators.sql_analysis import (
     SELECT_EXPECTED,
@@ -39,10 +30,11 @@ from translators.sql_analysis import (
     referenced_tables,
     statement_kind_problem,
 )
-from translators.step_checks import check_step
+from translators.step_checks import check_templates
+from translators.steps.kind import SqlRead, StepKind
+from translators.steps.registry import STEP_KINDS, kind_of
 from translators.templates import TemplateError, find_malformed, find_refs, sql_with_params
 
-BRANCH_SCHEMA = {"value": "BOOLEAN"}
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -68,10 +60,18 @@ def check_workflow(
     _add_wait_edges(slots)
     for slot in slots:
         if slot.spec is not None:
-            check_step(ctx, slot, slots)
+            _check_step(ctx, slot, slots)
             _settle_schema(ctx, slot, slots)
     check_last_values(ctx, slots)
     return [_plan(slot, slots) for slot in slots if slot.spec is not None]
+
+
+def _check_step(ctx: CheckContext, slot: Slot, slots: Sequence[Slot]) -> None:
+    """Every check of one step that needs no SQL binding: templates, then the kind's own."""
+    kind = kind_of(slot.spec)
+    check_templates(ctx, slot, slots, kind)
+    if kind.check is not None:
+        kind.check(ctx, slot, slot.spec, slots)
 
 
 def check_variables(ctx: CheckContext, names: Sequence[str]) -> None:
@@ -112,16 +112,19 @@ def _name_source(slot: Slot) -> NameSource:
 
 
 def _produced_table(slot: Slot) -> tuple[str, str] | None:
-    """(table, pointer of its declaration) of the table a step produces."""
+    """(table, pointer of its declaration) of the table a step produces. A step that
+    failed validation is read from its raw JSON, any kind's nested block included."""
     spec, raw = slot.spec, slot.raw if isinstance(slot.raw, dict) else {}
-    if isinstance(spec, PersistToDatabaseStepSpec | WaitStepSpec):
+    kinds = [kind_of(spec)] if spec is not None else STEP_KINDS
+    if spec is not None and not kinds[0].produces_table:
         return None
     outer = raw.get("outputTable")
     if isinstance(outer, str) and outer:
         return outer, slot.at("outputTable")
-    inner = raw.get("importFromDatabase")
-    if isinstance(inner, dict) and isinstance(inner.get("outputTable"), str):
-        return inner["outputTable"], slot.at("importFromDatabase", "outputTable")
+    for block in (kind.nested_output for kind in kinds if kind.nested_output):
+        inner = raw.get(block)
+        if isinstance(inner, dict) and isinstance(inner.get("outputTable"), str):
+            return inner["outputTable"], slot.at(block, "outputTable")
     return None
 
 
@@ -161,16 +164,14 @@ def _register(ctx: CheckContext, slots: Sequence[Slot]) -> _Registry:
 
 
 def _collect_refs(ctx: CheckContext, slot: Slot) -> None:
+    """What the step reads, as its kind says: queries (parsed for their tables) and
+    tables by name; then its dependsOn."""
     spec = slot.spec
-    if isinstance(spec, SqlStepSpec):
-        _parse_sql(ctx, slot, spec.sql, "sql")
-    elif isinstance(spec, BranchStepSpec) and spec.branch.sql is not None:
-        _parse_sql(ctx, slot, spec.branch.sql, "branch", "sql")
-    elif isinstance(spec, ServiceCallStepSpec) and spec.for_each is not None:
-        slot.refs.append(Ref(spec.for_each.source, slot.at("forEach", "source"), "forEach"))
-    elif isinstance(spec, PersistToDatabaseStepSpec):
-        source = spec.persist_to_database.source_table
-        slot.refs.append(Ref(source, slot.at("persistToDatabase", "sourceTable"), "sourceTable"))
+    for read in kind_of(spec).reads(spec) if spec is not None else ():
+        if isinstance(read, SqlRead):
+            _parse_sql(ctx, slot, read.text, *read.at)
+        else:
+            slot.refs.append(Ref(read.name, slot.at(*read.at), read.role))
     for index, name in enumerate(spec.depends_on if spec else []):
         slot.refs.append(Ref(name, slot.at("dependsOn", index), "dependsOn"))
 
@@ -285,7 +286,7 @@ def _add_wait_edges(slots: Sequence[Slot]) -> None:
     """SPEC 3.6: a wait step depends on every earlier step; every later step on it."""
     waits: list[int] = []
     for slot in slots:
-        is_wait = isinstance(slot.spec, WaitStepSpec)
+        is_wait = slot.spec is not None and kind_of(slot.spec).barrier
         extra = range(slot.index) if is_wait else waits
         slot.upstream += [i for i in extra if i not in slot.upstream]
         if is_wait:
@@ -295,25 +296,34 @@ def _add_wait_edges(slots: Sequence[Slot]) -> None:
 # ---------------------------------------------------------------------------- schemas, plans
 
 
-def _declared(slot: Slot) -> tuple[dict[str, str] | None, str]:
+def _declared(slot: Slot, kind: StepKind) -> tuple[dict[str, str] | None, str]:
     spec = slot.spec
-    if isinstance(spec, ImportFromDatabaseStepSpec) and spec.output_schema is None:
-        inner = spec.import_from_database.output_schema
-        return inner, slot.at("importFromDatabase", "outputSchema")
-    return (spec.output_schema if spec else None), slot.at("outputSchema")
+    assert spec is not None
+    if kind.nested_output and spec.output_schema is None:
+        inner = getattr(spec, _attribute(spec, kind.nested_output)).output_schema
+        return inner, slot.at(kind.nested_output, "outputSchema")
+    return spec.output_schema, slot.at("outputSchema")
+
+
+def _attribute(spec: BaseStepSpec, alias: str) -> str:
+    """The model attribute of a JSON key (`importFromDatabase` -> import_from_database)."""
+    fields = type(spec).model_fields
+    return next(name for name, info in fields.items() if (info.alias or name) == alias)
 
 
 def _settle_schema(ctx: CheckContext, slot: Slot, slots: Sequence[Slot]) -> None:
-    """The step's output schema: declared, a branch's fixed one, or inferred from SQL."""
-    declared, pointer = _declared(slot)
+    """The step's output schema: declared, the kind's fixed one, or inferred from SQL."""
+    kind = kind_of(slot.spec)
+    declared, pointer = _declared(slot, kind)
     if declared is not None:
         slot.schema = dict(declared)
         slot.bind_schema = canonical_schema(ctx, declared, pointer)
-    if isinstance(slot.spec, BranchStepSpec):
-        slot.schema = slot.bind_schema = dict(BRANCH_SCHEMA)
+    if kind.fixed_schema is not None:
+        slot.schema = dict(kind.fixed_schema)
+        slot.bind_schema = dict(kind.fixed_schema)
     for text in slot.sql:
         inferred = _bind(ctx, slot, text, slots)
-        if not isinstance(slot.spec, SqlStepSpec) or inferred is None:
+        if not kind.infers_schema or inferred is None:
             continue
         if declared is None:
             slot.schema = slot.bind_schema = inferred

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from translators.loader import LoadResult, StepPlan, WorkflowPlan
-from translators.spec import BranchStepSpec
+from translators.steps.registry import kind_of, split_dependencies
 
 
 def list_lines(loaded: LoadResult) -> list[str]:
@@ -34,7 +34,8 @@ def schema_lines(loaded: LoadResult) -> list[str]:
     lines: list[str] = []
     for workflow in loaded.workflows:
         for step in workflow.steps:
-            if step.kind == "sql" and step.output_schema and not step.spec.output_schema:
+            inferred = kind_of(step).infers_schema and not step.spec.output_schema
+            if inferred and step.output_schema:
                 columns = ", ".join(f"{c} {t}" for c, t in step.output_schema.items())
                 lines.append(f"{workflow.file}#{step.pointer}: {step.output_table}({columns})")
     return ["inferred schemas:", *("  " + line for line in lines)] if lines else []
@@ -52,8 +53,6 @@ def skip_rules(workflow: WorkflowPlan) -> dict[str, SkipRule]:
     and counts as missing only when *all* of them are, so one false branch before a wait
     does not skip it or what follows.
     """
-    from translators.job_builder import split_dependencies
-
     missing: dict[str, SkipRule] = {}
     rules: dict[str, SkipRule] = {}
     for step in workflow.steps:
@@ -62,7 +61,7 @@ def skip_rules(workflow: WorkflowPlan) -> dict[str, SkipRule]:
         if ordering:
             rule += _all_missing([missing[up] for up in ordering])
         rules[step.name] = _minimal(rule)
-        own = [frozenset({step.name})] if isinstance(step.spec, BranchStepSpec) else []
+        own = [frozenset({step.name})] if kind_of(step).skips_dependents else []
         missing[step.name] = _minimal(rules[step.name] + own)
     return rules
 
@@ -113,8 +112,6 @@ def explain_lines(workflow: WorkflowPlan) -> list[str]:
 
 
 def _after_lines(workflow: WorkflowPlan, step: StepPlan) -> list[str]:
-    from translators.job_builder import split_dependencies
-
     direct, ordering = split_dependencies(workflow, step)
     lines = [f"      after: {', '.join(direct)}"] if direct else []
     if ordering:

@@ -14,7 +14,7 @@ from translators.celery_executor import choosing_executor
 from translators.errors import DefinitionError, Problem
 from translators.last_value import record_table_max
 from translators.loader import BrokenWorkflow, StepPlan, WorkflowPlan
-from translators.naming import AFTER_INPUT_NAME
+from translators.naming import AFTER_INPUT_NAME, dagster_name
 from translators.op_metadata import (
     PREVIEW_ROWS,
     materialization,
@@ -25,10 +25,10 @@ from translators.op_metadata import (
 from translators.run_secrets import redacted_failures, register_run_secrets
 from translators.run_variables import VARIABLES_OP, run_variables, variables_op
 from translators.run_worker import recording_worker
-from translators.spec import ServiceCallStepSpec, ServiceSpec, SettingsSpec
-from translators.steps import STEP_RUNNERS, StepResult, StepRuntime
+from translators.spec import ServiceSpec, SettingsSpec
+from translators.steps import StepResult, StepRuntime
+from translators.steps.registry import kind_of, split_dependencies
 from translators.steps.runtime import RedactingLog
-from translators.steps.service_call import step_retry_policy
 from translators.thread_executor import threads_executor
 
 AFTER_INPUT = AFTER_INPUT_NAME
@@ -48,7 +48,7 @@ STEP_TABLE = dg.DagsterType(
 
 def service_resource_key(service_name: str) -> str:
     """The Dagster resource key of a catalog service."""
-    return "service_" + "".join(c if c.isalnum() else "_" for c in service_name)
+    return "service_" + dagster_name(service_name)
 
 
 def build_job(
@@ -94,22 +94,6 @@ def build_job(
     )
 
 
-def split_dependencies(workflow: WorkflowPlan, step: StepPlan) -> tuple[list[str], list[str]]:
-    """A step's upstream steps: those it needs, and those a wait only comes after.
-
-    A wait depends on every earlier step (SPEC 3.6) only to come after them. Those edges
-    are one fan-in input, which Dagster skips only when *all* its sources are skipped, so
-    a false branch before a wait does not skip everything after the wait. What the wait
-    names in `dependsOn` stays a real dependency.
-    """
-    if step.kind != "waitFor":
-        return list(step.depends_on), []
-    named = set(step.spec.depends_on)
-    tables = {other.name: other.output_table for other in workflow.steps}
-    direct = [up for up in step.depends_on if up in named or tables.get(up) in named]
-    return direct, [up for up in step.depends_on if up not in direct]
-
-
 def executor_for(settings: SettingsSpec) -> dg.ExecutorDefinition:
     """`maxParallelSteps` and `isolation` -> the executor (SPEC 5.6).
 
@@ -148,20 +132,13 @@ def _job_tags(workflow: WorkflowPlan) -> dict[str, str]:
 # Dagster sees the string "OpExecutionContext" and rejects it as a foreign type.
 
 
-def _services_used(step: StepPlan) -> list[str]:
-    """The catalog names of the services a step calls."""
-    spec = step.spec
-    if not isinstance(spec, ServiceCallStepSpec):
-        return []
-    names = [spec.service] + ([spec.pre_execute.service] if spec.pre_execute else [])
-    return list(dict.fromkeys(names))
-
-
 def _step_op(
     workflow: WorkflowPlan, step: StepPlan, catalog: dict[str, ServiceSpec]
 ) -> dg.OpDefinition:
-    runner = STEP_RUNNERS[type(step.spec)]
-    service_names = _services_used(step)
+    kind = kind_of(step)
+    # Resolved once, here: the op never goes back to the catalog while it runs.
+    bound = kind.bind(step, catalog)
+    service_names = kind.services(step.spec)
     resource_keys = {TABLE_STORE_KEY, APP_DB_KEY, *map(service_resource_key, service_names)}
     settings = workflow.spec.settings
 
@@ -170,7 +147,7 @@ def _step_op(
         # error over an API field): register all the run knows, redact what leaves.
         register_run_secrets(catalog)
         with redacted_failures():
-            result = runner(step.spec, _runtime(context, inputs))
+            result = kind.run(bound, _runtime(context, inputs))
             record_table_max(
                 context,
                 workflow.spec.variables,
@@ -206,15 +183,14 @@ def _step_op(
             inline_wait_max_seconds=settings.inline_wait_max_seconds,
         )
 
-    is_branch = step.kind == "conditional"
     return dg.OpDefinition(
         name=f"{workflow.job_name}__{step.name}",
         compute_fn=compute,
         ins=_inputs(workflow, step),
-        outs={"result": dg.Out(STEP_TABLE, is_required=not is_branch)},
+        outs={"result": dg.Out(STEP_TABLE, is_required=not kind.skips_dependents)},
         config_schema={},  # a step takes no config: the launchpad shows none (not "Any")
         required_resource_keys=resource_keys,
-        retry_policy=_retry_policy(step),
+        retry_policy=kind.retry_policy(bound),
         # Caps the steps calling one service across runs (instance pools, SPEC 5.6).
         pool=service_pool(service_names[0]) if service_names else None,
         tags=op_tags(workflow, step, service_names),
@@ -231,12 +207,6 @@ def _preview(context: Any, result: StepResult) -> list[dict[str, Any]] | None:
     except Exception as exc:
         context.log.warning(f"no preview of table {result.handle.name}: {redact(str(exc))}")
         return None
-
-
-def _retry_policy(step: StepPlan) -> dg.RetryPolicy | None:
-    """SPEC 5.5, level "step": serviceCall steps retry from their checkpoint."""
-    spec = step.spec
-    return step_retry_policy(spec) if isinstance(spec, ServiceCallStepSpec) else None
 
 
 def _inputs(workflow: WorkflowPlan, step: StepPlan) -> dict[str, dg.In]:

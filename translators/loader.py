@@ -30,11 +30,11 @@ from translators.spec import (
     BaseStepSpec,
     ServiceCallStepSpec,
     ServiceSpec,
-    StepSpec,
     VariableSpec,
     WorkflowSpec,
 )
 from translators.spec.base import MAX_STEPS
+from translators.spec.steps import step_adapter
 from translators.sql_analysis import SqlBinder
 from translators.validation_errors import validation_problems
 
@@ -51,7 +51,6 @@ __all__ = [
     "workflow_of_job",
 ]
 
-_STEP = TypeAdapter(StepSpec)
 _VARIABLES = TypeAdapter(dict[str, VariableSpec])
 
 
@@ -381,7 +380,7 @@ def _raw_steps(raw: Any) -> list[Any]:
 def _parse_step(raw: Any) -> BaseStepSpec | None:
     """A step on its own, so that one bad step does not stop the checks of the others."""
     try:
-        step = _STEP.validate_python(raw)
+        step = step_adapter().validate_python(raw)
     except ValidationError:
         return None
     return step if isinstance(step, BaseStepSpec) else None

@@ -13,29 +13,12 @@ from typing import Any
 import dagster as dg
 
 from resources.secrets import redact, redact_value
-from translators.assets import app_id_at_load
-from translators.loader import StepPlan, WorkflowPlan
-from translators.spec import (
-    BranchStepSpec,
-    ImportFromDatabaseStepSpec,
-    PersistToDatabaseStepSpec,
-    ServiceCallStepSpec,
-    ServiceSpec,
-    SqlStepSpec,
-    WaitStepSpec,
-)
+from translators.plans import StepPlan, WorkflowPlan
+from translators.spec import ServiceSpec
 from translators.steps import StepResult
+from translators.steps.registry import kind_of
 from translators.steps.runtime import TableWritten
 
-# The Dagster kind of each step kind: a badge on the op (SPEC 3 names -> short words).
-KIND_BADGES = {
-    "serviceCall": "serviceCall",
-    "sql": "sql",
-    "importFromDatabase": "import",
-    "persistToDatabase": "persist",
-    "conditional": "branch",
-    "waitFor": "wait",
-}
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 40
 
@@ -43,7 +26,7 @@ PREVIEW_CELL_CHARS = 40
 def op_tags(workflow: WorkflowPlan, step: StepPlan, services: list[str]) -> dict[str, str]:
     """Source pointer tags, and the step's kinds as Dagster kind tags (plus the legacy
     `kind` tag, which the op graph shows as a badge)."""
-    badge = KIND_BADGES.get(step.kind, step.kind)
+    badge = kind_of(step).dagster_kind  # a short word (SPEC 3 name -> badge)
     tags = {
         "workflow/file": workflow.file,
         "workflow/pointer": step.pointer,
@@ -58,48 +41,7 @@ def op_tags(workflow: WorkflowPlan, step: StepPlan, services: list[str]) -> dict
 def op_description(workflow: WorkflowPlan, step: StepPlan, catalog: dict[str, ServiceSpec]) -> str:
     """What the step does, in the UI's words: calls, tables read and written, its source."""
     source = f"Defined at `{workflow.file}#{step.pointer}`."
-    return f"{_what(workflow, step, catalog)}\n\n{source}"
-
-
-def _what(workflow: WorkflowPlan, step: StepPlan, catalog: dict[str, ServiceSpec]) -> str:
-    spec = step.spec
-    writes = f" Writes table `{step.output_table}`." if step.output_table else ""
-    reads = ", ".join(f"`{table}`" for table in step.reads)
-    if isinstance(spec, ServiceCallStepSpec):
-        return _service_call(spec, catalog) + writes
-    if isinstance(spec, SqlStepSpec):
-        return f"Runs SQL over {reads or 'no step table'}.{writes}"
-    if isinstance(spec, ImportFromDatabaseStepSpec):
-        source = spec.import_from_database
-        app_id = app_id_at_load(workflow, source.app_id)
-        return f"Reads table `{source.table_name}` of app `{app_id}`.{writes}"
-    if isinstance(spec, PersistToDatabaseStepSpec):
-        target = spec.persist_to_database
-        key = f" on {', '.join(target.upsert_key)}" if target.upsert_key else ""
-        return (
-            f"Writes `{target.source_table}` into table `{target.table_name}` of app "
-            f"`{app_id_at_load(workflow, target.app_id)}` ({target.mode}{key}): the asset "
-            f"`{app_id_at_load(workflow, target.app_id)}/{target.table_name}`."
-        )
-    if isinstance(spec, BranchStepSpec):
-        return f"Branch: the steps after it run only when its condition holds (reads {reads})."
-    if isinstance(spec, WaitStepSpec):
-        return "Waits before the steps after it."
-    return f"A {step.kind} step."
-
-
-def _service_call(spec: ServiceCallStepSpec, catalog: dict[str, ServiceSpec]) -> str:
-    service = catalog.get(spec.service)
-    operation = service.operations.get(spec.operation) if service else None
-    call = f"`{spec.service}.{spec.operation}`"
-    if operation is not None:
-        call += f" ({operation.method} {operation.path})"
-    text = f"Calls {call}"
-    if spec.for_each is not None:
-        text += f" once per row of `{spec.for_each.source}`"
-    if spec.paginate is not None:
-        text += f", following {spec.paginate.type} pages"
-    return text + "."
+    return f"{kind_of(step).describe(workflow, step, catalog)}\n\n{source}"
 
 
 def output_metadata(result: StepResult, preview: list[dict[str, Any]] | None) -> dict[str, Any]:

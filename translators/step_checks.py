@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from translators.check_context import CheckContext, Slot
 from translators.errors import join_pointer, one_of
@@ -29,18 +29,8 @@ from translators.templates import (
     single_ref,
 )
 
-# Where each kind renders templates at run time (pointers relative to the step).
-TEMPLATE_SITES: dict[str, tuple[str, ...]] = {
-    "serviceCall": ("/params", "/forEach/runAsUser", "/preExecute/params", "/fieldMapping"),
-    "sql": ("/sql",),
-    "importFromDatabase": ("/importFromDatabase/appId", "/importFromDatabase/whereValue"),
-    "persistToDatabase": ("/persistToDatabase/appId",),
-    "conditional": ("/branch/condition", "/branch/sql"),
-    "waitFor": ("/wait/until",),
-}
-# Where a forEach step may read `{{item.X}}`: preExecute runs once per item (SPEC 5.5).
-ITEM_SITES = ("/params", "/forEach/runAsUser", "/preExecute/params", "/fieldMapping")
-SQL_SITES = ("/sql", "/branch/sql")
+if TYPE_CHECKING:
+    from translators.steps.kind import StepKind
 
 FIELD_MAPPING_EXPECTED = 'a dot path, exactly one {{item.X}}, or {"generate": "cuid"|"uuid"|"now"}'
 
@@ -54,25 +44,11 @@ def _columns(slots: Sequence[Slot], index: int | None) -> dict[str, str] | None:
     return slots[index].schema if index is not None else None
 
 
-def check_step(ctx: CheckContext, slot: Slot, slots: Sequence[Slot]) -> None:
-    """Every check of one step that needs no SQL binding."""
-    check_templates(ctx, slot, slots)
-    spec = slot.spec
-    if isinstance(spec, ServiceCallStepSpec):
-        check_service_call(ctx, slot, spec, slots)
-    elif isinstance(spec, PersistToDatabaseStepSpec):
-        check_persist(ctx, slot, spec, slots)
-    elif isinstance(spec, ImportFromDatabaseStepSpec):
-        check_import(ctx, slot, spec)
-    elif isinstance(spec, WaitStepSpec):
-        check_wait(ctx, slot, spec)
-
-
-def check_templates(ctx: CheckContext, slot: Slot, slots: Sequence[Slot]) -> None:
-    """Malformed templates, templates where nothing renders them, unknown variables,
-    and `{{item.X}}` outside forEach or naming a column the source lacks."""
-    assert slot.spec is not None
-    sites = TEMPLATE_SITES[slot.spec.kind]
+def check_templates(ctx: CheckContext, slot: Slot, slots: Sequence[Slot], kind: StepKind) -> None:
+    """Malformed templates, templates where nothing renders them (the kind says where
+    they do), unknown variables, and `{{item.X}}` outside forEach or naming a column the
+    source lacks."""
+    sites = kind.template_sites
     for bad in find_malformed(slot.raw):
         ctx.report(
             slot.pointer + bad.pointer,
@@ -91,7 +67,7 @@ def check_templates(ctx: CheckContext, slot: Slot, slots: Sequence[Slot]) -> Non
         elif ref.scope == "var":
             _check_var(ctx, ref, pointer)
         else:
-            _check_item(ctx, slot, ref, pointer, site, slots)
+            _check_item(ctx, slot, ref, pointer, site, slots, kind)
 
 
 def _check_var(ctx: CheckContext, ref: TemplateRef, pointer: str) -> None:
@@ -104,14 +80,20 @@ def _check_var(ctx: CheckContext, ref: TemplateRef, pointer: str) -> None:
 
 
 def _check_item(
-    ctx: CheckContext, slot: Slot, ref: TemplateRef, pointer: str, site: str, slots: Sequence[Slot]
+    ctx: CheckContext,
+    slot: Slot,
+    ref: TemplateRef,
+    pointer: str,
+    site: str,
+    slots: Sequence[Slot],
+    kind: StepKind,
 ) -> None:
-    spec = slot.spec
     text = f"{{{{item.{ref.name}}}}}"
-    if site in SQL_SITES:
+    if site in kind.sql_sites:
         ctx.report(pointer, f"{text} cannot be used in SQL", "{{var.NAME}}")
         return
-    if not isinstance(spec, ServiceCallStepSpec) or spec.for_each is None or site not in ITEM_SITES:
+    items = next((r for r in slot.refs if r.role == kind.item_role), None)
+    if items is None or site not in kind.item_sites:
         ctx.report(
             pointer,
             f"{text} is only available inside a forEach step",
@@ -119,11 +101,11 @@ def _check_item(
             "or runAsUser of a serviceCall with forEach",
         )
         return
-    columns = _columns(slots, slot.target_of("forEach"))
+    columns = _columns(slots, items.target)
     if columns is not None and ref.name not in columns:
         ctx.report(
             pointer,
-            f"the forEach source '{spec.for_each.source}' has no column '{ref.name}'",
+            f"the {items.role} source '{items.name}' has no column '{ref.name}'",
             one_of(columns, ref.name),
         )
 

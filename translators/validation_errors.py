@@ -19,7 +19,12 @@ from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from translators.errors import Problem, did_you_mean, join_pointer, one_of, short_repr
-from translators.spec.steps import DURATION_PATTERN, KIND_KEYS, STEP_ID_PATTERN, STEP_KIND_ERROR
+from translators.spec.steps import (
+    DURATION_PATTERN,
+    KIND_KEYS,
+    STEP_ID_PATTERN,
+    step_kind_expected,
+)
 
 _MISSING = object()
 
@@ -54,6 +59,8 @@ def _strip(tp: Any) -> Any:
     while True:
         if get_origin(tp) is Annotated:
             tp = get_args(tp)[0]
+        elif hasattr(tp, "current_union"):  # the step union, built from the registry
+            tp = tp.current_union()
         elif _is_union(tp) and len(members := _members(tp)) == 1:
             tp = members[0]
         else:
@@ -189,7 +196,7 @@ def describe(err: ErrorDetails, here: _Located) -> tuple[str, str | None, str]:
         allowed = [info.alias or name for name, info in model.model_fields.items()] if model else []
         return f"unknown key '{key}'", one_of(allowed, key), ""
     if kind == "step_kind":
-        return _step_kind_message(here.raw), STEP_KIND_ERROR.split("; expected ")[-1], ""
+        return _step_kind_message(here.raw), step_kind_expected(), ""
     if kind == "union_tag_invalid":
         name = ctx.get("discriminator", "'type'").strip("'")
         tag = str(ctx.get("tag"))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from translators.spec.base import MAX_RETRY_DELAY_MS, MAX_WAIT_SECONDS, SpecModel
 from translators.spec.modifiers import FieldMapping, ForEachSpec, PaginationSpec, PreExecuteSpec
@@ -18,6 +18,16 @@ from translators.spec.schema_rules import (
     one_output_of,
     rules,
     when_equals,
+)
+
+# The union of the registered kinds (re-exported here).
+from translators.spec.step_union import (  # noqa: F401
+    KIND_KEYS,
+    StepUnion,
+    step_adapter,
+    step_kind_expected,
+    step_kind_of,
+    use_step_kinds,
 )
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_]+$"
@@ -380,42 +390,5 @@ class WaitStepSpec(BaseStepSpec):
         return "wait"
 
 
-# The key that identifies each kind (SPEC 3), in the order they are tried.
-KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "serviceCall": ("service", "operation"),
-    "sql": ("sql",),
-    "importFromDatabase": ("importFromDatabase",),
-    "persistToDatabase": ("persistToDatabase",),
-    "conditional": ("branch",),
-    "waitFor": ("wait",),
-}
-
-STEP_KIND_ERROR = (
-    "cannot tell the step's kind; expected exactly one of: service + operation, sql, "
-    "importFromDatabase, persistToDatabase, branch, wait"
-)
-
-
-def step_kind_of(value: Any) -> str | None:
-    """The kind tag of a raw step, or None when it has no kind key or several."""
-    if isinstance(value, BaseStepSpec):
-        return value.kind
-    if not isinstance(value, dict):
-        return None
-    kinds = [kind for kind, keys in KIND_KEYS.items() if any(k in value for k in keys)]
-    return kinds[0] if len(kinds) == 1 else None
-
-
-StepSpec = Annotated[
-    Annotated[ServiceCallStepSpec, Tag("serviceCall")]
-    | Annotated[SqlStepSpec, Tag("sql")]
-    | Annotated[ImportFromDatabaseStepSpec, Tag("importFromDatabase")]
-    | Annotated[PersistToDatabaseStepSpec, Tag("persistToDatabase")]
-    | Annotated[BranchStepSpec, Tag("conditional")]
-    | Annotated[WaitStepSpec, Tag("waitFor")],
-    Discriminator(
-        step_kind_of,
-        custom_error_type="step_kind",
-        custom_error_message=STEP_KIND_ERROR,
-    ),
-]
+# Any step: parsed as one of the registered kinds (`step_union`); typed as their base.
+StepSpec = BaseStepSpec if TYPE_CHECKING else StepUnion

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from translators.spec import BranchStepSpec
+from translators.spec import BranchStepSpec, ServiceSpec
+from translators.steps.kind import SqlRead, StepKind
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render, sql_with_params
+
+BRANCH_SCHEMA = {"value": "BOOLEAN"}
 
 
 def is_truthy(value: Any) -> bool:
@@ -22,7 +25,7 @@ def run_branch(spec: BranchStepSpec, rt: StepRuntime) -> StepResult:
         value = render(spec.branch.condition, rt.variables)
         source = "condition"
     outcome = is_truthy(value)
-    with rt.open_writer({"value": "BOOLEAN"}) as writer:
+    with rt.open_writer(dict(BRANCH_SCHEMA)) as writer:
         writer.write_records([{"value": outcome}])
     rt.log.info(
         f"branch {rt.plan.name}: {source} gave {value!r} -> "
@@ -41,3 +44,27 @@ def _first_value(sql_text: str, rt: StepRuntime) -> Any:
             if batch.num_rows:
                 return batch.column(0)[0].as_py()
     return None
+
+
+def _reads(spec: BranchStepSpec) -> list[SqlRead]:
+    return [SqlRead(spec.branch.sql, ("branch", "sql"))] if spec.branch.sql is not None else []
+
+
+def _describe(workflow: Any, step: Any, catalog: dict[str, ServiceSpec]) -> str:
+    reads = ", ".join(f"`{table}`" for table in step.reads)
+    return f"Branch: the steps after it run only when its condition holds (reads {reads})."
+
+
+KIND = StepKind(
+    name="conditional",
+    spec=BranchStepSpec,
+    keys=("branch",),
+    badge="branch",
+    template_sites=("/branch/condition", "/branch/sql"),
+    sql_sites=("/branch/sql",),
+    reads=_reads,
+    fixed_schema=BRANCH_SCHEMA,
+    skips_dependents=True,
+    describe=_describe,
+    run=run_branch,
+)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import dagster as dg
-
 from translators.steps.runtime import StepRuntime
 
 MAX_STEP_RETRIES = 3
@@ -20,8 +18,9 @@ def retry_transient_db_errors(rt: StepRuntime) -> Iterator[None]:
     retry would fail the same way. A retried persist step cannot write twice: its marker
     commits with its rows.
     """
-    # The drivers are imported here, not with the module: building a job imports this
-    # module, and a process that never touches an app database should not load psycopg.
+    # Imported here, not with the module: checking or building a job imports this module,
+    # and a process that never touches an app database should not load the drivers.
+    import dagster as dg
     import psycopg
     import sqlalchemy.exc
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from resources.checkpoints import StepCheckpoint, key_text
-from resources.service import CallStats, ItemOutcome
-
-if TYPE_CHECKING:
-    from translators.steps.service_call import ServiceCall
+from resources.service import CallRequest, CallStats, ItemOutcome, ServiceResource
+from translators.spec import ServiceCallStepSpec
+from translators.steps.runtime import StepRuntime
 
 # How many skipped items the step's metadata lists (all are counted).
 MAX_LISTED_SKIPS = 100
@@ -74,7 +73,21 @@ class ItemProgress:
         return text
 
 
-def run_for_each(call: ServiceCall, checkpoint: StepCheckpoint) -> dict[str, Any]:
+class ItemCalls(Protocol):
+    """What the forEach loop needs of the step's call (`service_call_run.ServiceCall`)."""
+
+    spec: ServiceCallStepSpec
+    rt: StepRuntime
+    stats: CallStats
+    service: ServiceResource
+    item_progress: ItemProgress | None
+
+    def shape(self, records: Any, item: dict[str, Any] | None) -> list[dict[str, Any]]: ...
+
+    def request(self, item: dict[str, Any] | None = None, item_key: Any = None) -> CallRequest: ...
+
+
+def run_for_each(call: ItemCalls, checkpoint: StepCheckpoint) -> dict[str, Any]:
     for_each = call.spec.for_each
     assert for_each is not None
     rt = call.rt

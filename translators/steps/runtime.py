@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from resources.service import ServiceResource
     from resources.table_store import TableHandle, TableStoreResource, TableWriter
     from translators.app_access import AppAccess
-    from translators.loader import StepPlan
+    from translators.plans import StepPlan
     from translators.spec import ServiceSpec
 
 

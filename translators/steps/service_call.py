@@ -1,87 +1,30 @@
-"""serviceCall steps: one call, paginated calls, or one call per row with forEach
-(SPEC 3.1, 5.1-5.3, 5.5). Pages and items are written to the table store as they arrive.
-
-A paginated or forEach step keeps a checkpoint (`resources.checkpoints`) while it runs,
-so a step retry or a re-execution from failure resumes after the last finished page or
-skips the finished items; nothing finished is fetched, posted or written twice.
+"""serviceCall steps (SPEC 3.1, 5.1-5.3, 5.5): the kind. It says what the step reads and
+calls, how it is checked and described, and binds it once when the job is built: the
+operations, the paginator and the level its retries come from are resolved from the
+catalog then (`bind`), so the op never reaches back into the catalog while it runs. The
+run itself is `service_call_run.ServiceCall`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Iterable
-from contextlib import nullcontext
-from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-
-from resources.checkpoints import StepCheckpoint
-from resources.paginators import (
-    CursorPaginator,
-    LinkHeaderPaginator,
-    NextUrlPaginator,
-    OffsetPaginator,
-    PageNumberPaginator,
-    Paginator,
-)
-from resources.records import RecordShaper
 from resources.secrets import redact
-from resources.service import (
-    CallRequest,
-    CallStats,
-    Operation,
-    ServiceCallError,
-    idempotency_key,
-)
-from translators.spec import (
-    CursorPaginationSpec,
-    FieldMapping,
-    GenerateSpec,
-    LinkPaginationSpec,
-    NextUrlPaginationSpec,
-    OffsetPaginationSpec,
-    PageNumberPaginationSpec,
-    PaginationSpec,
-    ServiceCallStepSpec,
-)
-from translators.steps.for_each import ItemProgress, run_for_each
+from translators.spec import ServiceCallStepSpec, ServiceSpec
+from translators.step_checks import check_service_call
+from translators.steps.kind import Lineage, StepKind, TableRead
+from translators.steps.pagination import paginator_for
 from translators.steps.runtime import StepResult, StepRuntime
-from translators.templates import render
 
+if TYPE_CHECKING:
+    from resources.service import Operation
+    from translators.plans import StepPlan
+    from translators.steps.service_call_run import BoundCall
 
-def paginator_for(spec: PaginationSpec) -> Paginator:
-    """`CursorPaginationSpec` -> `CursorPaginator`, and so on for each style."""
-    if isinstance(spec, CursorPaginationSpec):
-        return CursorPaginator(
-            spec.cursor_field, spec.cursor_param, spec.has_more_field, max_pages=spec.max_pages
-        )
-    if isinstance(spec, PageNumberPaginationSpec):
-        return PageNumberPaginator(spec.page_param, spec.start_page, max_pages=spec.max_pages)
-    if isinstance(spec, OffsetPaginationSpec):
-        return OffsetPaginator(
-            spec.offset_param,
-            spec.limit_param,
-            spec.limit_value,
-            spec.start_offset,
-            max_pages=spec.max_pages,
-        )
-    if isinstance(spec, LinkPaginationSpec):
-        return LinkHeaderPaginator(max_pages=spec.max_pages)
-    assert isinstance(spec, NextUrlPaginationSpec)
-    return NextUrlPaginator(spec.next_url_field, max_pages=spec.max_pages)
-
-
-def mapping_dict(mapping: FieldMapping | None) -> dict[str, Any] | None:
-    """The plain form `resources.records` takes: generators as `{"generate": kind}`."""
-    if mapping is None:
-        return None
-    return {
-        column: source.model_dump() if isinstance(source, GenerateSpec) else source
-        for column, source in mapping.items()
-    }
+# Where a forEach step may read `{{item.X}}`: preExecute runs once per item (SPEC 5.5).
+ITEM_SITES = ("/params", "/forEach/runAsUser", "/preExecute/params", "/fieldMapping")
 
 
 def retry_settings(spec: ServiceCallStepSpec) -> Any:
@@ -97,214 +40,66 @@ def retry_settings(spec: ServiceCallStepSpec) -> Any:
     return spec.for_each or spec
 
 
-class ServiceCall:
-    """One run of one serviceCall step."""
+def _operation(catalog: dict[str, ServiceSpec], service: str, name: str, keyed: bool) -> Operation:
+    from resources.service import Operation
 
-    def __init__(self, spec: ServiceCallStepSpec, rt: StepRuntime) -> None:
-        self.spec = spec
-        self.rt = rt
-        self.columns = list((rt.plan.output_schema or {}).keys())
-        self.shaper = RecordShaper(self.columns, mapping_dict(spec.field_mapping))
-        self.started = time.monotonic()
-        self.stats = CallStats(
-            on_progress=self.log_progress,
-            progress_interval_s=progress_interval(),
-            on_log=self.log_line,
-        )
-        self.service = rt.service(spec.service)
-        # Set by `run_for_each`: the items' figures, for the progress and summary lines.
-        self.item_progress: ItemProgress | None = None
+    operation = catalog[service].operations[name]
+    header = operation.idempotency_header if keyed else None
+    return Operation(name, operation.method, operation.path, operation.mutation, header)
 
-    def log_line(self, level: int, text: str) -> None:
-        """A line of the client (a retry, a skipped item), on the step's thread."""
-        self.rt.log.log(level, f"{self.rt.plan.name}: {text}")
 
-    def log_progress(self, stats: CallStats) -> None:
-        self.rt.log.info(f"{self.rt.plan.name}: progress: {self.figures(stats)}")
+def bind(step: StepPlan, catalog: dict[str, ServiceSpec]) -> BoundCall:
+    """The step with its catalog operations, paginator and retry level, resolved once."""
+    from translators.steps.service_call_run import BoundCall
 
-    def figures(self, stats: CallStats) -> str:
-        """What the call has done so far: items, or pages and where the call is."""
-        if self.item_progress is not None:
-            return self.item_progress.describe(stats)
-        seconds = stats.duration_s or 1e-9
-        text = (
-            f"{stats.pages} pages, {stats.records} records, {stats.pages / seconds:.1f} pages/s, "
-            f"{stats.records / seconds:.0f} records/s, {stats.retries} retries"
-        )
-        page = stats.last_page
-        if page is not None and self.spec.paginate is not None:
-            text += f"; at page {page.number}: {self.operation.method} {page.url_redacted}"
-        return text
+    spec = step.spec
+    assert isinstance(spec, ServiceCallStepSpec)
+    pre = spec.pre_execute
+    return BoundCall(
+        spec=spec,
+        operation=_operation(catalog, spec.service, spec.operation, keyed=True),
+        # preExecute only reads: it sends no idempotency key.
+        pre_operation=_operation(catalog, pre.service, pre.operation, keyed=False)
+        if pre is not None
+        else None,
+        paginator=paginator_for(spec.paginate) if spec.paginate is not None else None,
+        retries_from=retry_settings(spec),
+    )
 
-    def log_summary(self, failed: bool) -> None:
-        """The step's last line: how long it took and what it did (this attempt)."""
-        stats = self.stats
-        seconds = time.monotonic() - self.started
-        work = self.figures(stats)
-        if self.item_progress is None:
-            work = f"{stats.pages} pages, {stats.records} records, {stats.requests} requests, "
-            work += f"{stats.retries} retries"
-        if failed:
-            self.rt.log.warning(f"{self.rt.plan.name}: failed after {seconds:.1f} s: {work}")
-        else:
-            self.rt.log.info(f"{self.rt.plan.name}: done in {seconds:.1f} s: {work}")
 
-    def request(self, item: dict[str, Any] | None = None, item_key: Any = None) -> CallRequest:
-        """The main call (of one item); `item_key` goes into its idempotency key."""
-        spec = self.spec
-        operation = self.operation
-        user = None
-        if spec.for_each and spec.for_each.run_as_user is not None:
-            user = str(render(spec.for_each.run_as_user, self.rt.variables, item))
-        retries_from = self.retries_from
-        key = None
-        if operation.idempotency_header:
-            key = idempotency_key(self.rt.lineage, self.rt.plan.name, item_key)
-        return CallRequest(
-            operation=operation,
-            params=render(spec.params, self.rt.variables, item),
-            data_path=spec.data_path,
-            paginator=paginator_for(spec.paginate) if spec.paginate else None,
-            max_retries=retries_from.max_retries,
-            retry_delay_ms=retries_from.retry_delay_ms,
-            user=user,
-            idempotency_key=key,
-            # SPEC 5.5: asked before each item's call, and again before a mutation's retry.
-            check=(lambda: self.pre_execute_records(item)) if spec.pre_execute else None,
-        )
+def services_called(spec: ServiceCallStepSpec) -> list[str]:
+    """The catalog names of the services the step calls (its own, then preExecute's)."""
+    names = [spec.service] + ([spec.pre_execute.service] if spec.pre_execute else [])
+    return list(dict.fromkeys(names))
 
-    @cached_property
-    def operation(self) -> Operation:
-        """The step's operation; built once, not once per forEach item."""
-        operation = self.rt.catalog[self.spec.service].operations[self.spec.operation]
-        return Operation(
-            self.spec.operation,
-            operation.method,
-            operation.path,
-            operation.mutation,
-            operation.idempotency_header,
-        )
 
-    @cached_property
-    def retries_from(self) -> Any:
-        return retry_settings(self.spec)
+def _reads(spec: ServiceCallStepSpec) -> list[TableRead]:
+    if spec.for_each is None:
+        return []
+    return [TableRead(spec.for_each.source, ("forEach", "source"), "forEach")]
 
-    def shape(self, records: Iterable[dict[str, Any]], item: dict | None) -> list[dict[str, Any]]:
-        return [self.shaper.shape(record, item) for record in records]
 
-    def pre_execute_records(
-        self, item: dict[str, Any] | None = None, stats: CallStats | None = None
-    ) -> list[dict[str, Any]]:
-        """SPEC 5.5: records from `preExecute` (for one item under forEach); when any, the
-        main call (of that item) is skipped. As a check it runs on worker threads, so it
-        counts into `stats` only when given one."""
-        pre = self.spec.pre_execute
-        assert pre is not None
-        operation = self.rt.catalog[pre.service].operations[pre.operation]
-        request = CallRequest(
-            operation=Operation(
-                pre.operation, operation.method, operation.path, operation.mutation
-            ),
-            params=render(pre.params, self.rt.variables, item),
-            data_path=pre.data_path,
-            paginator=None,
-            max_retries=self.spec.max_retries,
-            retry_delay_ms=self.spec.retry_delay_ms,
-        )
-        # As a check (forEach worker threads) its retries reach the step's log via `note`.
-        stats = stats or CallStats(on_log=self.stats.note)
-        pages = self.rt.service(pre.service).iter_pages(request, stats=stats)
-        return [record for page in pages for record in page.records]
+def _describe(workflow: Any, step: Any, catalog: dict[str, ServiceSpec]) -> str:
+    spec = step.spec
+    service = catalog.get(spec.service)
+    operation = service.operations.get(spec.operation) if service else None
+    call = f"`{spec.service}.{spec.operation}`"
+    if operation is not None:
+        call += f" ({operation.method} {operation.path})"
+    text = f"Calls {call}"
+    if spec.for_each is not None:
+        text += f" once per row of `{spec.for_each.source}`"
+    if spec.paginate is not None:
+        text += f", following {spec.paginate.type} pages"
+    writes = f" Writes table `{step.output_table}`." if step.output_table else ""
+    return text + "." + writes
 
-    def checkpoint(self) -> StepCheckpoint:
-        rt = self.rt
-        schema = rt.plan.output_schema if self.columns else None
-        return StepCheckpoint.for_step(rt.table_store, rt.lineage, rt.plan.name, schema)
 
-    def run(self) -> StepResult:
-        try:
-            result = self._run()
-        except BaseException:
-            self.stats.flush()  # lines the forEach loop noted before it stopped
-            self.log_summary(failed=True)
-            raise
-        self.log_summary(failed=False)
-        return result
-
-    def _run(self) -> StepResult:
-        metadata: dict[str, Any] = {}
-        checkpoint = None
-        schema = self.rt.plan.output_schema
-        with self.rt.open_writer(schema) if self.columns else nullcontext() as writer:
-            pre = (
-                self.pre_execute_records(stats=self.stats)
-                if self.spec.pre_execute and not self.spec.for_each
-                else []
-            )
-            if pre:
-                records = self.shape(pre, None)
-                if writer is not None:
-                    writer.write_records(records)
-                metadata["records"] = len(records)
-                metadata["preExecute"] = f"{len(pre)} record(s) found; main call skipped"
-                self.rt.log.info(f"{self.rt.plan.name}: preExecute found records; skipping call")
-            elif self.spec.for_each or self.spec.paginate:
-                checkpoint = self.checkpoint()
-                try:
-                    metadata |= self.run_checkpointed(checkpoint, writer)
-                finally:
-                    checkpoint.close()
-            else:
-                metadata |= self.run_once(writer)
-        if checkpoint is not None:
-            checkpoint.remove()
-        stats = self.stats
-        # One name per figure: `pages` and `records` count the whole table, resumed parts
-        # included (`resumed` says how many); `requests` and `retries` this attempt's.
-        metadata.setdefault("pages", stats.pages)
-        metadata |= {"requests": stats.requests, "retries": stats.retries}
-        metadata["duration s"] = round(time.monotonic() - self.started, 3)
-        return StepResult(writer.handle if writer is not None else None, metadata)
-
-    def run_once(self, writer: Any) -> dict[str, Any]:
-        records = 0
-        for page in self.service.iter_pages(self.request(), stats=self.stats):
-            rows = self.shape(page.records, None)
-            records += len(rows)
-            if writer is not None:
-                writer.write_records(rows)
-        return {"records": records}
-
-    def run_checkpointed(self, checkpoint: StepCheckpoint, writer: Any) -> dict[str, Any]:
-        resume = checkpoint.resume
-        if resume.found:
-            self.rt.log.info(
-                f"{self.rt.plan.name}: resuming from a checkpoint: {resume.pages} pages, "
-                f"{len(resume.done_keys)} items and {resume.records} records already done"
-            )
-        if self.spec.for_each:
-            metadata = run_for_each(self, checkpoint)
-        else:
-            metadata = self.fetch_pages(checkpoint)
-        checkpoint.write_into(writer)
-        metadata["pages"] = checkpoint.pages
-        metadata["records"] = checkpoint.records
-        if resume.found:
-            metadata["resumed"] = {
-                "pages": resume.pages,
-                "items": len(resume.done_keys),
-                "records": resume.records,
-            }
-        return metadata
-
-    def fetch_pages(self, checkpoint: StepCheckpoint) -> dict[str, Any]:
-        resume = checkpoint.resume
-        if not resume.complete:
-            request = self.request()
-            request.resume_from = resume.state
-            for page in self.service.iter_pages(request, stats=self.stats):
-                checkpoint.add_page(self.shape(page.records, None), page.checkpoint)
-        return {}
+def _lineage(spec: ServiceCallStepSpec) -> Lineage:
+    # Only a call whose records become a table feeds the app tables written later.
+    if not spec.output_table:
+        return Lineage()
+    return Lineage(operations_kept=((spec.service, spec.operation),))
 
 
 # A progress line at most this often (seconds) while a call or forEach runs: a steady
@@ -337,7 +132,7 @@ STEP_RETRY_CAP = 3
 STEP_RETRY_BASE_CAP_S = 60.0
 
 
-def step_retry_policy(spec: ServiceCallStepSpec) -> dg.RetryPolicy | None:
+def step_retry_policy(spec: ServiceCallStepSpec) -> Any:
     """The op's `RetryPolicy`: the step's `maxRetries` (at most STEP_RETRY_CAP), waiting
     (2^n - 1) x D before step retry n, D = `retryDelayMs` x 2^r (capped at 60 s) where r
     is the retries of one request: the backoff goes on from the request's last wait.
@@ -345,6 +140,8 @@ def step_retry_policy(spec: ServiceCallStepSpec) -> dg.RetryPolicy | None:
     Each attempt resumes from the checkpoint; `run_service_call` lets only failures that
     may pass reach the policy.
     """
+    import dagster as dg  # building the job needs it; checking does not
+
     retries = min(spec.max_retries, STEP_RETRY_CAP)
     if retries == 0:
         return None
@@ -368,18 +165,25 @@ def may_pass(error: BaseException, *, unguarded_mutation: bool) -> bool:
     way again. A mutation without `preExecute` is sent again only after a 429, a 503 or
     a refused connection, which the server surely did not act on.
     """
+    from resources.service import ServiceCallError
+
     text = str(error)
     if not isinstance(error, ServiceCallError) or not _GAVE_UP.search(text):
         return False
     return not unguarded_mutation or bool(_NOT_TAKEN.search(text))
 
 
-def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
+def run_service_call(bound: BoundCall, rt: StepRuntime) -> StepResult:
     """Runs the step; a failure no step retry can cure bypasses the op's `RetryPolicy`."""
+    import dagster as dg
+
+    from resources.service import ServiceCallError
+    from translators.steps.service_call_run import ServiceCall
+
+    spec, operation = bound.spec, bound.operation
     try:
-        return ServiceCall(spec, rt).run()
+        return ServiceCall(bound, rt, progress_interval()).run()
     except Exception as error:
-        operation = rt.catalog[spec.service].operations[spec.operation]
         # The key or preExecute guards a step retry too: the key stays the same per lineage.
         guarded = spec.pre_execute is not None or operation.idempotency_header is not None
         if may_pass(error, unguarded_mutation=operation.mutation and not guarded):
@@ -391,3 +195,22 @@ def run_service_call(spec: ServiceCallStepSpec, rt: StepRuntime) -> StepResult:
             else f"{type(error).__name__}: {error}"
         )
         raise dg.Failure(redact(text), allow_retries=False) from error
+
+
+KIND = StepKind(
+    name="serviceCall",
+    spec=ServiceCallStepSpec,
+    keys=("service", "operation"),
+    badge="serviceCall",
+    template_sites=ITEM_SITES,
+    item_sites=ITEM_SITES,
+    item_role="forEach",
+    reads=_reads,
+    check=check_service_call,
+    services=services_called,
+    bind=bind,
+    retry_policy=lambda bound: step_retry_policy(bound.spec),
+    describe=_describe,
+    lineage=_lineage,
+    run=run_service_call,
+)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-import dagster as dg
-
-from translators.pause import iso, pause_run, recorded_due
 from translators.spec import WaitStepSpec
 from translators.spec.steps import duration_seconds
+from translators.step_checks import check_wait
+from translators.steps.kind import StepKind
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
 
@@ -31,6 +30,11 @@ def wait_seconds(spec: WaitStepSpec, rt: StepRuntime, now: dt.datetime) -> float
 
 
 def run_wait(spec: WaitStepSpec, rt: StepRuntime) -> StepResult:
+    # Imported here: checking a workflow needs the kind, not Dagster.
+    import dagster as dg
+
+    from translators.pause import iso, pause_run, recorded_due
+
     context = dg.OpExecutionContext.get()
     now = dt.datetime.now(dt.UTC)
     # A continuation waits for the time its paused parent recorded, not a new duration.
@@ -46,3 +50,17 @@ def run_wait(spec: WaitStepSpec, rt: StepRuntime) -> StepResult:
     rt.log.info(f"wait {rt.plan.name}: sleeping {seconds:.1f}s")
     time.sleep(seconds)
     return StepResult(None, {"waited seconds": round(seconds, 3)})
+
+
+KIND = StepKind(
+    name="waitFor",
+    spec=WaitStepSpec,
+    keys=("wait",),
+    badge="wait",
+    template_sites=("/wait/until",),
+    produces_table=False,
+    barrier=True,
+    check=lambda ctx, slot, spec, slots: check_wait(ctx, slot, spec),
+    describe=lambda workflow, step, catalog: "Waits before the steps after it.",
+    run=run_wait,
+)
