@@ -216,3 +216,22 @@ def test_upsert_key_check_reads_the_tables_constraints(
         conn.execute("ALTER TABLE orders_enriched RENAME TO old_orders")
         conn.execute("CREATE TABLE orders_enriched AS SELECT * FROM old_orders")
     assert not evaluate()
+
+
+def test_the_locations_sensors_get_their_resources_as_the_daemon_gives_them() -> None:
+    """The daemon builds a sensor's resources from the repository's top-level resources
+    (dagster._grpc.impl); the lazy repository must list them, or housekeeping fails
+    every tick with a missing 'table_store'."""
+    from translators.definitions import build_repository
+    from translators.loader import load_definitions
+
+    repo = build_repository(load_definitions(REAL_DEFS))
+    available = repo.get_top_level_resources()
+    with dg.instance_for_test() as instance:
+        for sensor in repo.sensor_defs:
+            resources = {k: v for k, v in available.items() if k in sensor.required_resource_keys}
+            assert set(resources) == sensor.required_resource_keys, sensor.name
+            with dg.build_sensor_context(
+                instance=instance, repository_def=repo, resources=resources
+            ) as context:
+                sensor.evaluate_tick(context)

@@ -147,11 +147,13 @@ def build_repository(loaded: LoadResult) -> dg.RepositoryDefinition:
     }
     return dg.RepositoryDefinition(
         name=SINGLETON_REPOSITORY_NAME,
-        repository_data=_with_assets(content, loaded),
+        repository_data=_with_assets(content, loaded, bound),
     )
 
 
-def _with_assets(content: dict[str, dict[str, Any]], loaded: LoadResult) -> CachingRepositoryData:
+def _with_assets(
+    content: dict[str, dict[str, Any]], loaded: LoadResult, resources: dict[str, Any]
+) -> CachingRepositoryData:
     """The lazy jobs, schedules and sensors of `content`, plus the app tables as assets
     (issue 9) as `Definitions(assets=...)` adds them (specs take milliseconds: not lazy).
     What `CachingRepositoryData.from_dict` does, which takes no assets."""
@@ -169,7 +171,8 @@ def _with_assets(content: dict[str, dict[str, Any]], loaded: LoadResult) -> Cach
         source_assets_by_key={},
         assets_defs_by_key=assets.assets_defs_by_key,
         asset_checks_defs_by_key=assets.asset_checks_defs_by_key,
-        top_level_resources={},
+        # The sensors' resources (housekeeping takes the table store), shown in the UI.
+        top_level_resources=resources,
         utilized_env_vars={},
         unresolved_partitioned_asset_schedules={},
         component_tree=None,
