@@ -71,3 +71,10 @@ def split_dependencies(workflow: WorkflowPlan, step: StepPlan) -> tuple[list[str
 
 
 _publish()
+
+
+def unregister_step_kind(name: str) -> None:
+    """Removes a kind added by `register_step_kind` (a test's cleanup)."""
+    global STEP_KINDS
+    STEP_KINDS = tuple(k for k in STEP_KINDS if k.name != name)
+    _publish()
