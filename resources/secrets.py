@@ -63,6 +63,10 @@ _PASSWORD_PARAMS = {"password", "sslpassword"}
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+# Query parameters a service takes its key in (auth `apiKeyQuery`) whose names do not
+# look sensitive (`appid`, `k`): their values are masked in any URL too.
+_query_names: set[str] = set()
+_query_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(value: str | None) -> None:
@@ -84,6 +88,18 @@ def register_secret(value: str | None) -> None:
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def register_sensitive_query_name(name: str) -> None:
+    """Mask the value of the query parameter `name` in every URL from now on, in this
+    process, whatever the value (even one too short to register as a secret)."""
+    global _query_pattern
+    with _lock:
+        if not name or name in _query_names:
+            return
+        _query_names.add(name)
+        names = "|".join(re.escape(n) for n in sorted(_query_names, key=len, reverse=True))
+        _query_pattern = re.compile(rf"(?P<prefix>[?&;](?:{names})=)(?P<value>[^&#\s\"'<>]*)")
+
+
 def is_registered(value: str) -> bool:
     """Whether `value` is a registered secret (for tests and assertions)."""
     with _lock:
@@ -98,6 +114,9 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _QUERY_VALUE_RE.sub(lambda m: m.group("prefix") + MASK, text)
+    query_pattern = _query_pattern
+    if query_pattern is not None:
+        text = query_pattern.sub(lambda m: m.group("prefix") + MASK, text)
     text = _KEYWORD_RE.sub(lambda m: m.group("prefix") + MASK, text)
     text = _DB_URL_RE.sub(lambda m: _mask_userinfo(m.group(0)), text)
     return _USERINFO_RE.sub(lambda m: m.group("prefix") + MASK, text)

@@ -65,6 +65,19 @@ class ServiceCallError(Exception):
 
 
 @dataclass(frozen=True)
+class ResponseAction:
+    """A rule of `responseActions` (SPEC 9, extension): a response with `status` (and,
+    when given, `contains` in its body) is ignored (no records), retried or failed."""
+
+    status: int
+    action: Literal["ignore", "retry", "fail"]
+    contains: str | None = None
+
+    def matches(self, status: int, body: str) -> bool:
+        return status == self.status and (self.contains is None or self.contains in body)
+
+
+@dataclass(frozen=True)
 class Operation:
     """One operation of the service catalog."""
 
@@ -74,6 +87,9 @@ class Operation:
     mutation: bool = False
     # The header that carries `CallRequest.idempotency_key` (e.g. "Idempotency-Key").
     idempotency_header: str | None = None
+    # Checked in order on every response before the default rules: the step's rules,
+    # then the operation's, bound once when the job is built.
+    response_actions: tuple[ResponseAction, ...] = ()
 
 
 @dataclass
@@ -235,15 +251,30 @@ class ServiceResource(ConfigurableResource):
         default=DEFAULT_MAX_RESPONSE_BYTES,
         description="Largest response body read, in bytes; a larger one fails the call.",
     )
-    auth_type: str = Field(default="none", description="none | bearer | header | basic")
+    auth_type: str = Field(
+        default="none",
+        description="none | bearer | header | basic | apiKeyQuery | oauth2ClientCredentials",
+    )
     token_env: str | None = Field(default=None, description="Variable with the bearer token.")
-    header_name: str | None = Field(default=None, description="Header name (auth `header`).")
-    value_env: str | None = Field(default=None, description="Variable with the header value.")
+    header_name: str | None = Field(
+        default=None, description="Header name (auth `header`) or query parameter (`apiKeyQuery`)."
+    )
+    value_env: str | None = Field(
+        default=None, description="Variable with the header value or the query key."
+    )
     username_env: str | None = Field(default=None, description="Variable with the user name.")
     password_env: str | None = Field(default=None, description="Variable with the password.")
     user_tokens_env: str | None = Field(
         default=None, description="Variable with a JSON object user id -> token (runAsUser)."
     )
+    token_url: str | None = Field(
+        default=None, description="OAuth2 token endpoint: a URL, or a path under the base URL."
+    )
+    client_id_env: str | None = Field(default=None, description="Variable with the client id.")
+    client_secret_env: str | None = Field(
+        default=None, description="Variable with the OAuth2 client secret."
+    )
+    scopes: list[str] = Field(default_factory=list, description="OAuth2 scopes asked for.")
     requests_per_second: float | None = Field(default=None, description="Rate limit.")
     requests_per_minute: float | None = Field(default=None, description="Rate limit.")
 

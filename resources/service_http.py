@@ -9,31 +9,33 @@ of a request, and cannot drift apart.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import logging
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 import orjson
 
 from resources.paginators import NextPage, PaginationError, Paginator, ensure_same_origin
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
-from resources.secrets import install_log_redaction, redact, redact_url, register_secret
-from resources.service import CallRequest, CallStats, Page, ServiceCallError
+from resources.secrets import install_log_redaction, redact, redact_url
+from resources.service import CallRequest, CallStats, Page, ResponseAction, ServiceCallError
+from resources.service_auth import Auth
 from resources.service_transport import (
     NOT_RETRIED,
     BodyTooLarge,
     DeadlineExceeded,
     Found,
     Guard,
+    Prepared,
     Reply,
+    TokenRequestFailed,
+    attempt_once,
     retry_guard,
 )
 from resources.service_urls import PLACEHOLDER_RE, join_path, path_segment, query_params, with_query
@@ -48,7 +50,6 @@ install_log_redaction("httpx", "httpcore", "resources.service")
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 BODY_EXCERPT_CHARS = 300
-AUTH_TYPES = ("none", "bearer", "header", "basic")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -80,82 +81,6 @@ class Session:
         )
 
 
-class Auth:
-    """Request headers carrying the credentials, read from the environment on first use."""
-
-    def __init__(self, resource: ServiceResource) -> None:
-        if resource.auth_type not in AUTH_TYPES:
-            raise ServiceCallError(
-                f"service {resource.service_name!r}: unknown auth type "
-                f"{resource.auth_type!r}; expected one of {', '.join(AUTH_TYPES)}"
-            )
-        self._resource = resource
-        self._service_headers: dict[str, str] | None = None
-        self._user_tokens: dict[str, str] | None = None
-
-    def headers(self, user: str | None) -> dict[str, str]:
-        if user is not None:
-            return {"Authorization": f"Bearer {self._user_token(user)}"}
-        if self._service_headers is None:
-            self._service_headers = self._load_service_headers()
-        return self._service_headers
-
-    def _load_service_headers(self) -> dict[str, str]:
-        r = self._resource
-        if r.auth_type == "bearer":
-            return {"Authorization": f"Bearer {self._env(r.token_env, 'tokenEnv')}"}
-        if r.auth_type == "header":
-            if not r.header_name:
-                raise ServiceCallError(f"service {r.service_name!r}: auth `header` needs a name")
-            return {r.header_name: self._env(r.value_env, "valueEnv")}
-        if r.auth_type == "basic":
-            user = self._env(r.username_env, "usernameEnv")
-            # An empty password is real: some APIs take the key as user name alone.
-            password = self._env(r.password_env, "passwordEnv", allow_empty=True)
-            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
-            register_secret(credentials)  # the header would reveal both once decoded
-            return {"Authorization": f"Basic {credentials}"}
-        return {}
-
-    def _user_token(self, user: str) -> str:
-        if self._user_tokens is None:
-            raw = self._env(self._resource.user_tokens_env, "userTokensEnv for runAsUser")
-            try:
-                tokens = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                tokens = None
-            if not isinstance(tokens, dict):
-                raise ServiceCallError(
-                    f"service {self._resource.service_name!r}: variable "
-                    f"{self._resource.user_tokens_env} must hold a JSON object user id -> token"
-                )
-            self._user_tokens = {str(k): str(v) for k, v in tokens.items()}
-            for value in self._user_tokens.values():
-                register_secret(value)
-        token = self._user_tokens.get(str(user))
-        if not token:
-            raise ServiceCallError(f"no token for user {user}")
-        return token
-
-    def _env(self, variable: str | None, what: str, *, allow_empty: bool = False) -> str:
-        service = self._resource.service_name
-        if not variable:
-            raise ServiceCallError(f"service {service!r}: auth needs `{what}`")
-        value = os.environ.get(variable)
-        if value is None or (not value and not allow_empty):
-            raise ServiceCallError(f"service {service!r}: environment variable {variable} is unset")
-        register_secret(value)
-        return value
-
-
-@dataclass(frozen=True)
-class Prepared:
-    method: str
-    url: str  # fully encoded, sent as it is; may hold secrets (show `redact_url(url)`)
-    body: bytes | None
-    headers: Mapping[str, str]
-
-
 class PageLoop:
     """The page loop of one call without its I/O.
 
@@ -175,6 +100,9 @@ class PageLoop:
         self.request = request
         self.item_label = item_label
         self.stats = stats  # where a retry is told (`CallStats.note`), else this module's log
+        self._token: str | None = None  # the OAuth2 token of the last attempt
+        self._refreshed = False  # a 401 made this page fetch a new token already
+        self._ignored: Reply | None = None  # the response a responseActions `ignore` matched
         self._headers = {"Accept": "application/json", **session.auth.headers(request.user)}
         header, key = request.operation.idempotency_header, request.idempotency_key
         if header and key:
@@ -219,27 +147,53 @@ class PageLoop:
             f"{op.method} {redact_url(target)} ({self.where()}): {detail}"
         )
 
+    async def authorized_attempt(
+        self, client: aiohttp.ClientSession, prepared: Prepared
+    ) -> Reply | Exception:
+        """One attempt of `prepared` with the credentials in force now; a failure is
+        returned, not raised (`attempt_once`)."""
+        try:
+            sent, self._token = await self.session.auth.authorize(
+                prepared, self.request.user, client, self.session
+            )
+        except TokenRequestFailed as exc:
+            return exc
+        return await attempt_once(client, sent, self.session)
+
     def check(self, outcome: Reply | Exception, attempt: int) -> float | None:
         """None: `outcome` is a response to use. A number: retry after that many seconds.
 
+        A response meets the call's `responseActions` first, then the default rules.
+
         Raises:
-            ServiceCallError: the failure is final (not retryable, or retries exhausted).
+            ServiceCallError: the failure is final (not retryable, or retries exhausted,
+                or a `fail` action).
         """
         retry_after: float | None = None
+        status: int | None = None
         if isinstance(outcome, Reply):
-            status: int | None = outcome.status_code
-            if outcome.status_code < 300:
+            status = outcome.status_code
+            action = self._action(outcome)
+            if action is None and status < 300:
                 return None
-            retryable = outcome.status_code in RETRYABLE_STATUSES
+            if action is None and status == 401 and self._refresh_token():
+                return 0.0  # the token was refused: a new one now, not a backoff
+            retryable = action == "retry" or (action is None and status in RETRYABLE_STATUSES)
             retry_after = retry_after_seconds(outcome.headers.get("retry-after"))
             detail = _failure_detail(outcome)
+            if action == "ignore":
+                self._ignored = outcome
+                return None
+            if action == "fail":
+                raise self.error(f"{detail} (responseActions: fail, not retried)", status=status)
         elif isinstance(outcome, DeadlineExceeded | BodyTooLarge):
             # SPEC 5.5: a timeout is retried; a body over the cap would come back the same.
             status = outcome.status if isinstance(outcome, BodyTooLarge) else None
             retryable = isinstance(outcome, DeadlineExceeded)
             detail = str(outcome)
+        elif isinstance(outcome, TokenRequestFailed):
+            retryable, detail = outcome.retryable, str(outcome)
         else:
-            status = None
             retryable = isinstance(outcome, httpx.TransportError) and not isinstance(
                 outcome, httpx.UnsupportedProtocol
             )
@@ -249,16 +203,46 @@ class PageLoop:
             raise self.error(detail + tried, status=status)
         if self.guard(outcome) is None:
             raise self.error(f"{detail} ({NOT_RETRIED})", status=status)
+        return self._retry_delay(attempt, retry_after, detail, status)
+
+    def _retry_delay(
+        self, attempt: int, retry_after: float | None, detail: str, status: int | None
+    ) -> float:
         delay = self.request.retry_delay_ms / 1000.0 * 2 ** (attempt - 1)
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
         retries = f"retry {attempt}/{self.request.max_retries} in {delay:.2f} s"
-        line = f"{redact(self._describe(detail, status=status))}; {retries}"
-        if self.stats is not None:
-            self.stats.note(logging.WARNING, line)
-        else:
-            log.warning("%s", line)
+        self._note(logging.WARNING, f"{self._describe(detail, status=status)}; {retries}")
         return delay
+
+    def _note(self, level: int, line: str) -> None:
+        if self.stats is not None:
+            self.stats.note(level, redact(line))
+        else:
+            log.log(level, "%s", redact(line))
+
+    def _action(self, reply: Reply) -> str | None:
+        """The action of the first `responseActions` rule `reply` matches, if any."""
+        rules: tuple[ResponseAction, ...] = self.request.operation.response_actions
+        if not rules or not any(rule.status == reply.status_code for rule in rules):
+            return None
+        text = reply.text
+        return next((r.action for r in rules if r.matches(reply.status_code, text)), None)
+
+    def _refresh_token(self) -> bool:
+        """After a 401 to an OAuth2 token: drop it so the retry fetches a new one; once per
+        page, so a service that refuses every token fails with its 401."""
+        if self._token is None or self._refreshed:
+            return False
+        self._refreshed = True
+        self.session.auth.refused(self.session, self._token)
+        self._note(
+            logging.INFO,
+            self._describe(
+                "HTTP 401: the OAuth2 token was refused; fetching a new one and sending again"
+            ),
+        )
+        return True
 
     def guard(self, outcome: Reply | Exception) -> Guard:
         return retry_guard(self.request, outcome)
@@ -269,9 +253,20 @@ class PageLoop:
         `Found` (preExecute found the effect of an attempt that failed) ends the call."""
         current = self.pending
         assert current is not None
+        self._refreshed = False
         if isinstance(response, Found):
             self.pending = None
             return Page(self.page_number, response.records, current.url)
+        if response is self._ignored:
+            # responseActions `ignore`: no records, and no page after this one.
+            self.pending = None
+            self._note(
+                logging.INFO,
+                self._describe(
+                    "ignored (responseActions): no records", status=response.status_code
+                ),
+            )
+            return Page(self.page_number, [], current.url)
         body = self._decode(response)
         records = self._records(body, response)
         self.pending = self._following(body, response, len(records), current)
@@ -286,7 +281,8 @@ class PageLoop:
         return {
             "page": self.page_number + 1,
             "params": dict(self._page_params),
-            "url": self._next_url,
+            # Never the apiKeyQuery key, which a next-page link may echo back.
+            "url": self.session.auth.without_key(self._next_url),
             "paginator": self.paginator.checkpoint(),
         }
 

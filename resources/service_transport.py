@@ -34,7 +34,7 @@ import asyncio
 import codecs
 import itertools
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,15 +47,27 @@ import yarl
 
 if TYPE_CHECKING:
     from resources.service import CallRequest, CallStats
-    from resources.service_http import PageLoop, Prepared, Session
+    from resources.service_http import PageLoop, Session
 
 T = TypeVar("T")
 
 ERROR_BODY_BYTES = 64 * 1024
-# Answers that say the request was refused before it was acted on (SPEC 5.5).
-NOT_TAKEN_STATUSES = frozenset({429, 503})
+# Answers that say the request was refused before it was acted on (SPEC 5.5); a 401
+# is refused credentials, which the OAuth2 auth cures by fetching a new token.
+NOT_TAKEN_STATUSES = frozenset({401, 429, 503})
 # Failures before a byte of the request left: no connection was made, or none was free.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request as built by the page loop; `resources.service_auth.Auth.authorize` adds
+    the credentials to each attempt."""
+
+    method: str
+    url: str  # fully encoded, sent as it is; may hold secrets (show `redact_url(url)`)
+    body: bytes | None
+    headers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ def surely_not_taken(outcome: Reply | Exception) -> bool:
     """
     if isinstance(outcome, Reply):
         return outcome.status_code in NOT_TAKEN_STATUSES
-    return isinstance(outcome, _NOT_SENT)
+    return isinstance(outcome, (*_NOT_SENT, TokenRequestFailed))
 
 
 NOT_RETRIED = (
@@ -124,6 +136,15 @@ class DeadlineExceeded(Exception):
             f"no complete response within timeoutSeconds={timeout_s:g} "
             "(the deadline of one request: connect, send and the whole body)"
         )
+
+
+class TokenRequestFailed(Exception):
+    """The OAuth2 token could not be had, so the request was not sent; `retryable` as
+    the token endpoint's failure would be (a timeout, 429, 5xx)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class BodyTooLarge(Exception):
@@ -170,7 +191,7 @@ async def send(client: aiohttp.ClientSession, loop: PageLoop, stats: CallStats) 
         for limiter in loop.session.limiters:
             await limiter.acquire_async()  # waiting for our own rate limit is not the server's
         stats.requests += 1
-        outcome = await attempt_once(client, prepared, loop.session)
+        outcome = await loop.authorized_attempt(client, prepared)
         delay = loop.check(outcome, attempt)
         if delay is None:
             assert isinstance(outcome, Reply)

@@ -67,6 +67,10 @@ def service_resource(spec: ServiceSpec) -> ServiceResource:
         username_env=getattr(auth, "username_env", None),
         password_env=getattr(auth, "password_env", None),
         user_tokens_env=spec.user_tokens_env,
+        token_url=getattr(auth, "token_url", None),
+        client_id_env=getattr(auth, "client_id_env", None),
+        client_secret_env=getattr(auth, "client_secret_env", None),
+        scopes=list(getattr(auth, "scopes", [])),
         requests_per_second=rate.requests_per_second if rate else None,
         requests_per_minute=rate.requests_per_minute if rate else None,
     )

@@ -18,9 +18,21 @@ from contextlib import contextmanager
 import dagster as dg
 import orjson
 
-from resources.secrets import db_url_passwords, redact, redact_value, register_secret
+from resources.secrets import (
+    db_url_passwords,
+    redact,
+    redact_value,
+    register_secret,
+    register_sensitive_query_name,
+)
 from translators.spec import ServiceSpec
-from translators.spec.service import BasicAuthSpec, BearerAuthSpec, HeaderAuthSpec
+from translators.spec.service import (
+    ApiKeyQueryAuthSpec,
+    BasicAuthSpec,
+    BearerAuthSpec,
+    HeaderAuthSpec,
+    OAuth2ClientCredentialsAuthSpec,
+)
 
 APP_DB_URL_VARIABLE = "APP_DB_URL"
 
@@ -37,6 +49,8 @@ def register_run_secrets(catalog: Mapping[str, ServiceSpec]) -> None:
     for service in catalog.values():
         for value in _service_secrets(service):
             register_secret(value)
+        if isinstance(service.auth, ApiKeyQueryAuthSpec):
+            register_sensitive_query_name(service.auth.name)
     for name, value in os.environ.items():
         if name == APP_DB_URL_VARIABLE or name.startswith(APP_DB_URL_VARIABLE + "__"):
             for password in db_url_passwords(value):
@@ -48,8 +62,11 @@ def _service_secrets(service: ServiceSpec) -> list[str]:
     values: list[str] = []
     if isinstance(auth, BearerAuthSpec):
         values.append(os.environ.get(auth.token_env, ""))
-    elif isinstance(auth, HeaderAuthSpec):
+    elif isinstance(auth, HeaderAuthSpec | ApiKeyQueryAuthSpec):
         values.append(os.environ.get(auth.value_env, ""))
+    elif isinstance(auth, OAuth2ClientCredentialsAuthSpec):
+        # The token is registered by the process that fetches it, when it arrives.
+        values.append(os.environ.get(auth.client_secret_env, ""))
     elif isinstance(auth, BasicAuthSpec):
         user = os.environ.get(auth.username_env, "")
         password = os.environ.get(auth.password_env, "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from resources.service_limits import DEFAULT_MAX_RESPONSE_BYTES
 from translators.spec.base import SpecModel
@@ -42,9 +42,83 @@ class BasicAuthSpec(SpecModel):
     password_env: str = Field(description=_ENV.format("password"))
 
 
+class ApiKeyQueryAuthSpec(SpecModel):
+    """Extension (SPEC 9): a key in the query string of every request, e.g. ?api_key=..."""
+
+    type: Literal["apiKeyQuery"] = Field(description="Auth type: apiKeyQuery.")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.~-]+$", max_length=100)] = Field(
+        description="The query parameter's name, e.g. api_key; its value is masked wherever "
+        "a URL is shown."
+    )
+    value_env: str = Field(description=_ENV.format("key"))
+
+
+class OAuth2ClientCredentialsAuthSpec(SpecModel):
+    """Extension (SPEC 9): OAuth 2 client credentials. The token is fetched from tokenUrl,
+    cached per process, and fetched again shortly before it expires or after a 401."""
+
+    type: Literal["oauth2ClientCredentials"] = Field(
+        description="Auth type: oauth2ClientCredentials."
+    )
+    token_url: Annotated[str, Field(pattern=r"^(https?://|/)")] = Field(
+        description="The token endpoint: an http(s) URL, or a path starting with / that is "
+        "appended to the base URL in force (SERVICE_<NAME>_BASE_URL included)."
+    )
+    client_id_env: str = Field(description=_ENV.format("client id"))
+    client_secret_env: str = Field(description=_ENV.format("client secret"))
+    scopes: list[Annotated[str, Field(pattern=r"^[!#-\[\]-~]+$")]] = Field(
+        default_factory=list,
+        description="Scopes asked for, sent space-separated as `scope` (default: none).",
+    )
+
+
 AuthSpec = Annotated[
-    NoAuthSpec | BearerAuthSpec | HeaderAuthSpec | BasicAuthSpec,
+    NoAuthSpec
+    | BearerAuthSpec
+    | HeaderAuthSpec
+    | BasicAuthSpec
+    | ApiKeyQueryAuthSpec
+    | OAuth2ClientCredentialsAuthSpec,
     Field(discriminator="type"),
+]
+
+
+class ResponseActionSpec(SpecModel):
+    """Extension (SPEC 9): what a response with this status (and body text) means."""
+
+    status: Annotated[int, Field(ge=100, le=599)] = Field(
+        description="The HTTP status the rule matches (100..599)."
+    )
+    contains: Annotated[str | None, Field(min_length=1)] = Field(
+        None,
+        description="Text the response body must contain for the rule to match (exact, "
+        "case-sensitive; only the first 64 KiB of an error body are read). Default: any body.",
+    )
+    action: Literal["ignore", "retry", "fail"] = Field(
+        description="ignore: the call yields no records and the step goes on; retry: retried "
+        "like a 503 (backoff, maxRetries); fail: the step fails at once, without any retry."
+    )
+
+
+def _reachable(rules: list[ResponseActionSpec]) -> list[ResponseActionSpec]:
+    # The first matching rule wins: a rule after a catch-all of its status is dead text.
+    for i, rule in enumerate(rules):
+        for j, earlier in enumerate(rules[:i]):
+            if earlier.status == rule.status and earlier.contains in (None, rule.contains):
+                raise ValueError(
+                    f"rule {i} can never match: rule {j} matches every status {rule.status} "
+                    "response it would (the first matching rule wins)"
+                )
+    return rules
+
+
+ResponseActions = Annotated[
+    list[ResponseActionSpec],
+    AfterValidator(_reachable),
+    Field(
+        description="Extension (SPEC 9): rules {status, contains?, action} checked in order "
+        "on each response before the default retry and failure rules; the first match wins."
+    ),
 ]
 
 
@@ -74,6 +148,11 @@ class OperationSpec(SpecModel):
             "is retried safely: the service applies a key once.",
         ),
     ] = None
+    response_actions: ResponseActions = Field(
+        default_factory=list,
+        description="Extension (SPEC 9): rules {status, contains?, action} checked on each "
+        "response of this operation before the default rules; a step's own come first.",
+    )
 
 
 class ServiceSpec(SpecModel):
