@@ -10,6 +10,9 @@ from pathlib import Path
 
 from translators.cli_output import explain_lines, list_lines, schema_lines
 
+# Kept under its old name for the cli_* modules that import it from here.
+from translators.cli_output import unknown_workflow as _unknown_workflow
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -152,18 +155,6 @@ def _explain(ref: str) -> int:
     if workflow is None:
         return _unknown_workflow(ref, loaded)
     return _print(explain_lines(workflow))
-
-
-def _unknown_workflow(ref: str, loaded) -> int:
-    broken = [b for b in loaded.broken if f"{b.app_id}/{b.stem}" == ref]
-    if broken:
-        print(f"{ref} has definition problems:", file=sys.stderr)
-        for problem in broken[0].problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    known = ", ".join(sorted(f"{w.app_id}/{w.stem}" for w in loaded.workflows)) or "none"
-    print(f"unknown workflow '{ref}'; expected one of: {known}", file=sys.stderr)
-    return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from translators.loader import LoadResult, StepPlan, WorkflowPlan
 from translators.steps.registry import kind_of, split_dependencies
 
@@ -118,3 +120,16 @@ def _after_lines(workflow: WorkflowPlan, step: StepPlan) -> list[str]:
         # Only order: a wait still runs when some of these are skipped (README, Waits).
         lines.append(f"      after (skipped only if all are skipped): {', '.join(ordering)}")
     return lines
+
+
+def unknown_workflow(ref: str, loaded: LoadResult) -> int:
+    """Says why `ref` names no runnable workflow (its problems, or the known ones); 1."""
+    broken = [b for b in loaded.broken if f"{b.app_id}/{b.stem}" == ref]
+    if broken:
+        print(f"{ref} has definition problems:", file=sys.stderr)
+        for problem in broken[0].problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    known = ", ".join(sorted(f"{w.app_id}/{w.stem}" for w in loaded.workflows)) or "none"
+    print(f"unknown workflow '{ref}'; expected one of: {known}", file=sys.stderr)
+    return 1

@@ -92,7 +92,7 @@ def parse_params(pairs: list[str]) -> dict[str, object]:
 def run_workflow(ref: str, param_pairs: list[str], idempotency_key: str | None) -> int:
     params = parse_params(param_pairs)
     home = ensure_dagster_home()
-    from translators.cli import _unknown_workflow
+    from translators.cli_output import unknown_workflow as _unknown_workflow
     from translators.definitions import job_by_name, load_plans, load_plans_of
     from translators.schedules import run_config_for
 
