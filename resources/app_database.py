@@ -54,17 +54,17 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
-    from resources.persist_request import PersistRequest, PersistResult
+    from resources.persist_request import PersistCounts, PersistRequest, PersistResult
 
 # SQLAlchemy, pyarrow and the writer (persist_sql: psycopg, pandas) are imported where
 # they are used: the code location and every run process import this module for the
 # resource class alone and must not pay ~1 s for libraries only a database step needs.
-# PersistRequest / PersistResult (persist_request imports SQLAlchemy) are re-exported
-# through `__getattr__` below for the same reason.
+# PersistRequest / PersistResult / PersistCounts (persist_request imports SQLAlchemy) are
+# re-exported through `__getattr__` below for the same reason.
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("PersistRequest", "PersistResult"):
+    if name in ("PersistCounts", "PersistRequest", "PersistResult"):
         from resources import persist_request
 
         return getattr(persist_request, name)
@@ -75,6 +75,7 @@ __all__ = [
     "AppDatabaseError",
     "AppDatabaseResource",
     "ColumnInfo",
+    "PersistCounts",
     "PersistRequest",
     "PersistResult",
     "TableInfo",
@@ -232,6 +233,10 @@ class AppDatabaseResource(dg.ConfigurableResource):
         step: str,
     ) -> PersistResult:
         """Write `batches` (already in target column names) in `request.mode`, exactly once.
+
+        The result counts the rows inserted, updated, deleted and skipped (see
+        `PersistResult`); a call that finds its marker reports the earlier call's counts as
+        `recorded`.
 
         See `resources.persist_sql` for the transaction, the staging table, the COPY fast path
         on PostgreSQL and how `onRowError` finds the bad rows.
