@@ -123,3 +123,9 @@ def test_without_registration_echo_is_no_step_kind(tmp_path: Path) -> None:
     step = {"echo": {"text": "hi"}, "outputTable": "x"}
     loaded = load_definitions(write_defs(tmp_path / "defs", "demo", {"bad": {"steps": [step]}}))
     assert any("cannot tell the step's kind" in str(p) for p in loaded.problems)
+
+
+def test_every_pagination_style_of_the_spec_has_a_row_in_the_table() -> None:
+    from translators.steps.pagination import PAGINATION_STYLES, union_models
+
+    assert union_models() == {style.spec for style in PAGINATION_STYLES.values()}

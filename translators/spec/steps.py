@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -391,4 +391,7 @@ class WaitStepSpec(BaseStepSpec):
 
 
 # Any step: parsed as one of the registered kinds (`step_union`); typed as their base.
-StepSpec = BaseStepSpec if TYPE_CHECKING else StepUnion
+if TYPE_CHECKING:
+    StepSpec: TypeAlias = BaseStepSpec
+else:
+    StepSpec = StepUnion
