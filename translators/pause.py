@@ -28,7 +28,9 @@ PAUSED_STEP_TAG = "workflow/paused_step"
 RESUMED_AS_TAG = "workflow/resumed_as"  # on the paused run: its continuation
 RESUME_OF_TAG = "workflow/resume_of"  # on the continuation: the paused run
 RESUME_NOW_TAG = "workflow/resume_now"  # `workflows resume --now`: skip the rest
-PAUSE_TAGS = (PAUSE_TAG, PAUSED_UNTIL_TAG, PAUSED_STEP_TAG, RESUMED_AS_TAG)
+# A polling wait (wait.poll): when it gives up, kept over its continuations.
+POLL_DEADLINE_TAG = "workflow/poll_deadline"  # ISO-8601 UTC
+PAUSE_TAGS = (PAUSE_TAG, PAUSED_UNTIL_TAG, PAUSED_STEP_TAG, RESUMED_AS_TAG, POLL_DEADLINE_TAG)
 PAUSED_PREFIX = "paused until"
 _ACTIVE = (
     dg.DagsterRunStatus.QUEUED,
@@ -81,8 +83,17 @@ def recorded_due(context: Any, step: str) -> tuple[dt.datetime | None, bool]:
     return paused_until(parent), run.tags.get(RESUME_NOW_TAG) == "true"
 
 
-def pause_run(context: Any, step: str, due: dt.datetime, limit: int) -> NoReturn:
-    """Ends the run here: the tags say until when, the failure says why."""
+def pause_run(
+    context: Any,
+    step: str,
+    due: dt.datetime,
+    limit: int,
+    *,
+    why: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> NoReturn:
+    """Ends the run here: the tags say until when, the failure says why (`why`: what
+    the step waits for, instead of a wait's length; `tags`: more for the continuation)."""
     context.instance.add_run_tags(
         context.run_id,
         {
@@ -91,18 +102,30 @@ def pause_run(context: Any, step: str, due: dt.datetime, limit: int) -> NoReturn
             PAUSED_STEP_TAG: step,
             # Run retries would re-execute a failed run at once; the sensor does it when due.
             MAX_RETRIES_TAG: "0",
+            **(tags or {}),
         },
     )
     seconds = (due - dt.datetime.now(dt.UTC)).total_seconds()
+    why = why or f"waits {seconds:.0f}s, more than settings.inlineWaitMaxSeconds ({limit}s)"
     raise dg.Failure(
         description=(
-            f"{PAUSED_PREFIX} {iso(due)}: step {step} waits {seconds:.0f}s, more than "
-            f"settings.inlineWaitMaxSeconds ({limit}s), so the run pauses and holds no "
+            f"{PAUSED_PREFIX} {iso(due)}: step {step} {why}, so the run pauses and holds no "
             f"worker; the resume sensor continues it when due, or `workflows resume "
             f"{context.run_id} [--now]`"
         ),
         allow_retries=False,
     )
+
+
+def recorded_poll_deadline(context: Any, step: str) -> dt.datetime | None:
+    """When the polling wait `step` gives up, as its paused parent recorded it; None in a
+    first run (the poll starts now)."""
+    parent_id = context.run.parent_run_id
+    parent = context.instance.get_run_by_id(parent_id) if parent_id else None
+    if parent is None or parent.tags.get(PAUSED_STEP_TAG) != step:
+        return None
+    text = parent.tags.get(POLL_DEADLINE_TAG)
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 # --- the continuation -----------------------------------------------------------------

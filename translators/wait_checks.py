@@ -10,6 +10,7 @@ from translators.errors import Problem, join_pointer
 from translators.loader import LoadResult
 from translators.plans import WorkflowPlan
 from translators.spec import WaitStepSpec
+from translators.spec.poll import poll_timing
 from translators.spec.steps import duration_seconds
 from translators.steps.wait import parse_until
 
@@ -46,7 +47,11 @@ def _workflow_warnings(workflow: WorkflowPlan, now: dt.datetime) -> list[Problem
 
 
 def _literal_seconds(spec: WaitStepSpec, now: dt.datetime) -> tuple[str, float | None]:
-    """The wait's length when the file alone says it (`until` wins, as at run time)."""
+    """The wait's length when the file alone says it (`until` wins, as at run time); a
+    polling wait's longest, its timeout (it pauses between polls when that is long)."""
+    if spec.wait.poll is not None:
+        field = "timeout" if spec.wait.timeout is not None else "poll"
+        return field, float(poll_timing(spec.wait.every, spec.wait.timeout)[1])
     until = spec.wait.until
     if until is not None:
         if "{{" in until:

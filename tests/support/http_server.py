@@ -6,7 +6,8 @@ fixed list of records (`{"id": i, "name": "r<i>"}`) through one route per pagina
 style, plus routes that misbehave, and records what it saw (every request, the most
 requests in flight at once, POST bodies).
 
-Routes (GET unless said):
+Routes (GET unless said; the auth and responseActions routes are in
+`tests.support.http_auth_routes`):
     /cursor?cursor=&limit=           {"items", "next": {"cursor"}}; cursor null at the end
     /cursor-has-more?starting_after=&limit=
                                      {"data", "has_more", "last_id"} (Stripe style)
@@ -48,6 +49,11 @@ Routes (GET unless said):
                                      the first charge of an invoice stall, fail or drop the
                                      connection *after* it was applied
     GET /charges?invoice=            {"charges": [...]} of that invoice (all without it)
+    GET /jobs/status?id=&done_after=&done_after_s=
+                                     an asynchronous job: {"job": {"id", "status", "calls"},
+                                     "items": [{"id", "status"}]}; status "pending" until the
+                                     `done_after`-th call of `id` (default 3), or until
+                                     `done_after_s` seconds after its first call; then "done"
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from tests.support.http_auth_routes import AUTH_ROUTES, AuthBook
 from tests.support.http_streams import Streamed, huge, send_streamed, trickle
 
 JsonReply = tuple[int, Any, dict[str, str] | list[tuple[str, str]]]
@@ -113,6 +120,7 @@ class LocalHTTPServer:
         # retried), e.g. one page of a pagination, until it is set back to None.
         self.fail_when: Callable[[RecordedRequest, dict[str, str]], bool] | None = None
         self.charges = ChargeBook()
+        self.auth = AuthBook()  # credentials of the auth routes (http_auth_routes)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.app = self  # type: ignore[attr-defined]
@@ -474,3 +482,24 @@ def _list_charges(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str])
 
 _ROUTES[("POST", "/charges")] = _post_charge
 _ROUTES[("GET", "/charges")] = _list_charges
+
+
+# --- an asynchronous job whose status flips (polling waits, wait.poll) -----------------
+
+
+def _job_status(app: LocalHTTPServer, req: RecordedRequest, q: dict[str, str]) -> JsonReply:
+    key = q.get("id", "")
+    calls = app.hit(f"job:{key}")
+    with app.state.lock:
+        first = app.state.hits.setdefault(f"job-first:{key}", int(time.time() * 1000))
+    if "done_after_s" in q:
+        done = time.time() * 1000 - first >= float(q["done_after_s"]) * 1000
+    else:
+        done = calls >= _int(q, "done_after", 3)
+    status = "done" if done else "pending"
+    return 200, {"job": {"id": key, "status": status, "calls": calls},
+                 "items": [{"id": key, "status": status}]}, {}  # fmt: skip
+
+
+_ROUTES[("GET", "/jobs/status")] = _job_status
+_ROUTES.update(AUTH_ROUTES)  # tests.support.http_auth_routes

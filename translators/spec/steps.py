@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from translators.spec.base import MAX_RETRY_DELAY_MS, MAX_WAIT_SECONDS, SpecModel
 from translators.spec.modifiers import FieldMapping, ForEachSpec, PaginationSpec, PreExecuteSpec
+from translators.spec.poll import PollSpec, check_poll_timing
 from translators.spec.schema_rules import (
     empty_or_null,
     is_set,
@@ -19,6 +20,7 @@ from translators.spec.schema_rules import (
     rules,
     when_equals,
 )
+from translators.spec.service import ResponseActions
 
 # The union of the registered kinds (re-exported here).
 from translators.spec.step_union import (  # noqa: F401
@@ -111,6 +113,11 @@ class ServiceCallStepSpec(BaseStepSpec):
         None,
         description="A call made first (per item with forEach); when it returns a record the "
         "main call is skipped.",
+    )
+    response_actions: ResponseActions = Field(
+        default_factory=list,
+        description="Extension (SPEC 9): rules {status, contains?, action} for this step's "
+        "calls, checked before the operation's own and before the default rules.",
     )
 
     @model_validator(mode="after")
@@ -348,9 +355,11 @@ def duration_seconds(text: str) -> int:
 
 
 class WaitSpec(SpecModel):
-    """duration or until; until wins when both are set."""
+    """duration or until (until wins when both are set), or extension poll."""
 
-    model_config = ConfigDict(json_schema_extra={"anyOf": [is_set("duration"), is_set("until")]})
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [is_set("duration"), is_set("until"), is_set("poll")]}
+    )
 
     duration: Annotated[str, Field(pattern=DURATION_PATTERN, min_length=2)] | None = Field(
         None,
@@ -360,10 +369,25 @@ class WaitSpec(SpecModel):
         None,
         description="An ISO-8601 time (without an offset it is UTC); may be a template.",
     )
+    poll: PollSpec | None = Field(
+        None,
+        description="Extension: call an operation every `every` until a value of its answer "
+        "says done (docs/steps/wait.md#polling-waits); not with duration or until.",
+    )
+    every: Annotated[str, Field(pattern=DURATION_PATTERN, min_length=2)] | None = Field(
+        None, description="With poll: the time between two polls, at least 1s (default 30s)."
+    )
+    timeout: Annotated[str, Field(pattern=DURATION_PATTERN, min_length=2)] | None = Field(
+        None,
+        description="With poll: how long to poll before the step fails (default 1h; at most "
+        "366 days).",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> WaitSpec:
-        if self.duration is None and self.until is None:
+        has_time = self.duration is not None or self.until is not None
+        check_poll_timing(self.poll, self.every, self.timeout, has_time)
+        if not has_time and self.poll is None:
             raise ValueError("set wait.duration (e.g. 30s, 1h30m) or wait.until (ISO-8601)")
         if self.duration and duration_seconds(self.duration) > MAX_WAIT_SECONDS:
             raise ValueError(f"wait.duration '{self.duration}' is longer than 366 days")

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 from translators.spec import WaitStepSpec
 from translators.spec.steps import duration_seconds
 from translators.step_checks import check_wait
 from translators.steps.kind import StepKind
+from translators.steps.poll import (
+    BoundPoll,
+    bind_wait,
+    check_poll,
+    describe_wait,
+    poll_services,
+    run_poll,
+)
 from translators.steps.runtime import StepResult, StepRuntime
 from translators.templates import render
 
@@ -29,7 +38,9 @@ def wait_seconds(spec: WaitStepSpec, rt: StepRuntime, now: dt.datetime) -> float
     return float(duration_seconds(spec.wait.duration))
 
 
-def run_wait(spec: WaitStepSpec, rt: StepRuntime) -> StepResult:
+def run_wait(spec: WaitStepSpec | BoundPoll, rt: StepRuntime) -> StepResult:
+    if isinstance(spec, BoundPoll):
+        return run_poll(spec, rt)
     # Imported here: checking a workflow needs the kind, not Dagster.
     import dagster as dg
 
@@ -52,15 +63,22 @@ def run_wait(spec: WaitStepSpec, rt: StepRuntime) -> StepResult:
     return StepResult(None, {"waited seconds": round(seconds, 3)})
 
 
+def _check(ctx: Any, slot: Any, spec: WaitStepSpec, slots: Any) -> None:
+    check_wait(ctx, slot, spec)
+    check_poll(ctx, slot, spec)
+
+
 KIND = StepKind(
     name="waitFor",
     spec=WaitStepSpec,
     keys=("wait",),
     badge="wait",
-    template_sites=("/wait/until",),
+    template_sites=("/wait/until", "/wait/poll/params"),
     produces_table=False,
     barrier=True,
-    check=lambda ctx, slot, spec, slots: check_wait(ctx, slot, spec),
-    describe=lambda workflow, step, catalog: "Waits before the steps after it.",
+    check=_check,
+    services=poll_services,
+    bind=bind_wait,
+    describe=describe_wait,
     run=run_wait,
 )
