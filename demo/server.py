@@ -14,7 +14,8 @@ Routes (prefix = the service's `baseUrl` path in `workflow_defs/services/`):
 - One route per remaining pagination style, in `demo.paging_routes`: offset
   (`/shop/products`), `Link` header (`/shop/reviews`), a next URL in the body
   (`/crm/notes`), and a per-item cursor (`/shop/customers/{customerId}/orders`); plus
-  `GET /chat/channels/{channel}/messages`.
+  `GET /chat/channels/{channel}/messages`; an order export that is ready after a few
+  polls (`GET /shop/exports/{exportId}`, in `demo.export_routes`).
 
 Run it with `python -m demo.server --port 8765` or use `running_demo_server()` in tests.
 """
@@ -41,6 +42,7 @@ from demo.common import decode_cursor as _decode_cursor
 from demo.common import encode_cursor as _encode_cursor
 from demo.common import int_param as _int_param
 from demo.common import stable_int as _stable_int
+from demo.export_routes import ExportRoutes
 from demo.paging_routes import PagingRoutes, make_notes, make_products, make_reviews
 
 DATA_END_DATE = date(2026, 11, 1)
@@ -151,6 +153,7 @@ class DemoState:
     reviews: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    export_polls: dict[str, int] = field(default_factory=dict)  # export id -> calls so far
     # The latest requests (`GET /shop/orders?limit=100`), what tests read as the witness.
     requests: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -173,10 +176,11 @@ Handler = Callable[[str, dict[str, list[str]]], tuple[Any, ...]]
 _PATTERN_ROUTES = [
     (re.compile(r"^/shop/customers/[^/]+/orders$"), "_list_customer_orders"),
     (re.compile(r"^/chat/channels/[^/]+/messages$"), "_list_channel_messages"),
+    (re.compile(r"^/shop/exports/[^/]+$"), "_get_export"),
 ]
 
 
-class DemoRequestHandler(PagingRoutes, BaseHTTPRequestHandler):
+class DemoRequestHandler(PagingRoutes, ExportRoutes, BaseHTTPRequestHandler):
     """Routes requests to the shop, CRM, chat and health handlers.
 
     A handler returns `(status, body)` or `(status, body, headers)`.

@@ -572,7 +572,13 @@ def test_demo_definitions_parse(relative_path: str, model: type[BaseModel]) -> N
 
 def test_catalog_paths_match_the_server_routes() -> None:
     routes = {
-        "shop": {"/orders", "/products", "/reviews", "/customers/{customerId}/orders"},
+        "shop": {
+            "/orders",
+            "/products",
+            "/reviews",
+            "/customers/{customerId}/orders",
+            "/exports/{exportId}",
+        },
         "crm": {"/customers", "/customers/{customerId}", "/notes"},
         "chat": {"/messages", "/channels/{channel}/messages"},
     }

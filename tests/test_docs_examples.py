@@ -264,6 +264,15 @@ def check_wait(defs: dg.Definitions, base_url: str) -> None:
     assert step_metadata(result, "hold_until")["waited seconds"] == 0.0
 
 
+def check_wait_poll(defs: dg.Definitions, base_url: str) -> None:
+    result = run(defs, "waitPoll")
+    assert result.success
+    assert step_metadata(result, "export_ready")["polls"] == 3  # pending, pending, ready
+    assert table(result, "export") == [
+        {"id": "orders-2026-10", "status": "ready", "row_count": len(make_orders())}
+    ]
+
+
 def check_for_each(defs: dg.Definitions, base_url: str) -> None:
     result = run(defs, "forEach")
     assert result.success
@@ -374,6 +383,7 @@ DB_FREE: dict[str, Callable[[dg.Definitions, str], None]] = {
     "paginate": check_paginate,
     "branch": check_branch,
     "wait": check_wait,
+    "waitPoll": check_wait_poll,
     "forEach": check_for_each,
     "preExecute": check_pre_execute,
     "preExecutePerItem": check_pre_execute_per_item,

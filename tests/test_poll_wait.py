@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 
 from tests.support.cli import workflows
@@ -210,3 +211,15 @@ def test_check_warns_that_a_long_poll_pauses(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     [warning] = [line for line in result.stdout.splitlines() if "warning:" in line]
     assert warning.startswith("apps/app/workflows/long.json#/steps/1/wait/timeout: warning:")
+
+
+def test_the_demo_export_is_pending_for_two_polls_then_ready() -> None:
+    from demo.server import DEFAULT_SHOP_TOKEN, make_orders, running_demo_server
+
+    with running_demo_server() as base_url:
+        url = f"{base_url}/shop/exports/e1"
+        assert httpx.get(url).status_code == 401
+        auth = {"Authorization": f"Bearer {DEFAULT_SHOP_TOKEN}"}
+        answers = [httpx.get(url, headers=auth).json()["export"] for _ in range(3)]
+    assert [a["status"] for a in answers] == ["pending", "pending", "ready"]
+    assert [a["rowCount"] for a in answers] == [None, None, len(make_orders())]
