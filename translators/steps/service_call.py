@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from resources.secrets import redact
@@ -40,12 +41,21 @@ def retry_settings(spec: ServiceCallStepSpec) -> Any:
     return spec.for_each or spec
 
 
-def _operation(catalog: dict[str, ServiceSpec], service: str, name: str, keyed: bool) -> Operation:
-    from resources.service import Operation
+def _operation(
+    catalog: dict[str, ServiceSpec],
+    service: str,
+    name: str,
+    keyed: bool,
+    step_rules: Sequence[Any] = (),
+) -> Operation:
+    from resources.service import Operation, ResponseAction
 
     operation = catalog[service].operations[name]
     header = operation.idempotency_header if keyed else None
-    return Operation(name, operation.method, operation.path, operation.mutation, header)
+    # responseActions: the step's rules first, then the operation's (SPEC 9, extension).
+    rules = [*step_rules, *operation.response_actions]
+    actions = tuple(ResponseAction(r.status, r.action, r.contains) for r in rules)
+    return Operation(name, operation.method, operation.path, operation.mutation, header, actions)
 
 
 def bind(step: StepPlan, catalog: dict[str, ServiceSpec]) -> BoundCall:
@@ -57,7 +67,9 @@ def bind(step: StepPlan, catalog: dict[str, ServiceSpec]) -> BoundCall:
     pre = spec.pre_execute
     return BoundCall(
         spec=spec,
-        operation=_operation(catalog, spec.service, spec.operation, keyed=True),
+        operation=_operation(
+            catalog, spec.service, spec.operation, keyed=True, step_rules=spec.response_actions
+        ),
         # preExecute only reads: it sends no idempotency key.
         pre_operation=_operation(catalog, pre.service, pre.operation, keyed=False)
         if pre is not None
