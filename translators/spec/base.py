@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -9,6 +11,15 @@ from pydantic.alias_generators import to_camel
 MAX_RETRY_DELAY_MS = 600_000  # ten minutes between two attempts
 MAX_STEPS = 1_000  # steps of one workflow; each costs load time in every process
 MAX_WAIT_SECONDS = 366 * 86_400  # a wait.duration of more than a year is a mistake
+
+# Durations of waits and polls (wait.duration, wait.every, wait.timeout).
+DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> int:
+    """`30s`, `5m`, `2h`, `1d` and compounds like `1h30m` -> seconds."""
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([dhms])", text))
 
 
 class SpecModel(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from translators.spec.base import MAX_WAIT_SECONDS, SpecModel
+from translators.spec.base import MAX_WAIT_SECONDS, SpecModel, duration_seconds
 
 # A dot path as `get_path` reads it: `status`, `job.state`, `items.0.status`.
 DOT_PATH_PATTERN = r"^[^.\s]+(\.[^.\s]+)*$"
@@ -124,8 +124,6 @@ def check_poll_timing(
 
 def poll_timing(every: str | None, timeout: str | None) -> tuple[int, int]:
     """`every` and `timeout` in seconds, the defaults filled in."""
-    from translators.spec.steps import duration_seconds  # steps.py imports this module
-
     return (
         DEFAULT_EVERY_SECONDS if every is None else duration_seconds(every),
         DEFAULT_TIMEOUT_SECONDS if timeout is None else duration_seconds(timeout),

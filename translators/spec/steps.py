@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import ConfigDict, Field, model_validator
 
-from translators.spec.base import MAX_RETRY_DELAY_MS, MAX_WAIT_SECONDS, SpecModel
+from translators.spec.base import (
+    DURATION_PATTERN,
+    MAX_RETRY_DELAY_MS,
+    MAX_WAIT_SECONDS,
+    SpecModel,
+    duration_seconds,
+)
 from translators.spec.modifiers import FieldMapping, ForEachSpec, PaginationSpec, PreExecuteSpec
 from translators.spec.poll import PollSpec, check_poll_timing
 from translators.spec.schema_rules import (
@@ -343,15 +349,6 @@ class BranchStepSpec(BaseStepSpec):
     @property
     def default_name_stem(self) -> str:
         return "branch"
-
-
-DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def duration_seconds(text: str) -> int:
-    """`30s`, `5m`, `2h`, `1d` and compounds like `1h30m` -> seconds."""
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([dhms])", text))
 
 
 class WaitSpec(SpecModel):
