@@ -26,6 +26,7 @@ _EXACT = {
     ),
     "UBIGINT": int,
 }
+_NONE = type(None)
 _TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"
 # What both `datetime.fromisoformat` and Arrow's parser read alike: a full date and time,
 # at most microseconds, and a zone (Z or +hh:mm).
@@ -37,7 +38,8 @@ def fast_column(values: list[Any], type_name: str, arrow: pa.DataType) -> pa.Arr
     kind = _EXACT.get(type_name)
     try:
         if kind is not None:
-            if all(v is None or type(v) is kind for v in values):
+            # The types of a column's values, gathered in C: half the cost of a generator.
+            if set(map(type, values)) <= {kind, _NONE}:
                 return pa.array(values, type=arrow)
         elif type_name == _TIMESTAMPTZ:
             match = _ISO_ZONED.fullmatch
