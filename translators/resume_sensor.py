@@ -1,5 +1,6 @@
 """The resume sensor (SPEC 5.6): launches the continuation of every paused run whose
-wait is due, through the run queue, as a re-execution from failure.
+wait is due (for a polling wait: its next poll), through the run queue, as a
+re-execution from failure.
 
 A `RunRequest` cannot re-execute from failure, so the sensor does what Dagster's run
 retry daemon does: it creates the re-executed run itself (translators/pause.py) and
@@ -62,7 +63,8 @@ def build_resume_sensor() -> dg.SensorDefinition:
         minimum_interval_seconds=INTERVAL_SECONDS,
         description=(
             "Continues runs paused at a long wait (longer than inlineWaitMaxSeconds) when "
-            "their wait is due: a re-execution from failure through the run queue."
+            "their wait is due, or at a long polling wait when its next poll is due: a "
+            "re-execution from failure through the run queue."
         ),
         # Decision: pausing relies on this sensor; switching it on by hand is forgotten.
         default_status=dg.DefaultSensorStatus.RUNNING,
