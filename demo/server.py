@@ -16,6 +16,9 @@ Routes (prefix = the service's `baseUrl` path in `workflow_defs/services/`):
   (`/crm/notes`), and a per-item cursor (`/shop/customers/{customerId}/orders`); plus
   `GET /chat/channels/{channel}/messages`; an order export that is ready after a few
   polls (`GET /shop/exports/{exportId}`, in `demo.export_routes`).
+- Stats with a key in the query string (`GET /stats/daily`) and billing with OAuth2
+  client credentials (`POST /billing/oauth/token`, `GET /billing/customers/{id}/invoices`),
+  in `demo.auth_routes`.
 
 Run it with `python -m demo.server --port 8765` or use `running_demo_server()` in tests.
 """
@@ -37,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from demo.auth_routes import AuthRoutes, AuthState, auth_secrets_env
 from demo.common import ApiError
 from demo.common import decode_cursor as _decode_cursor
 from demo.common import encode_cursor as _encode_cursor
@@ -154,6 +158,7 @@ class DemoState:
     notes: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     export_polls: dict[str, int] = field(default_factory=dict)  # export id -> calls so far
+    auth: AuthState = field(default_factory=AuthState)  # stats and billing (demo.auth_routes)
     # The latest requests (`GET /shop/orders?limit=100`), what tests read as the witness.
     requests: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -177,10 +182,11 @@ _PATTERN_ROUTES = [
     (re.compile(r"^/shop/customers/[^/]+/orders$"), "_list_customer_orders"),
     (re.compile(r"^/chat/channels/[^/]+/messages$"), "_list_channel_messages"),
     (re.compile(r"^/shop/exports/[^/]+$"), "_get_export"),
+    (re.compile(r"^/billing/customers/[^/]+/invoices$"), "_list_invoices"),
 ]
 
 
-class DemoRequestHandler(PagingRoutes, ExportRoutes, BaseHTTPRequestHandler):
+class DemoRequestHandler(PagingRoutes, ExportRoutes, AuthRoutes, BaseHTTPRequestHandler):
     """Routes requests to the shop, CRM, chat and health handlers.
 
     A handler returns `(status, body)` or `(status, body, headers)`.
@@ -222,6 +228,8 @@ class DemoRequestHandler(PagingRoutes, ExportRoutes, BaseHTTPRequestHandler):
             ("GET", "/shop/products"): self._list_products,
             ("GET", "/shop/reviews"): self._list_reviews,
             ("GET", "/crm/notes"): self._list_notes,
+            ("GET", "/stats/daily"): self._daily_stats,
+            ("POST", "/billing/oauth/token"): self._billing_token,
         }
         if (method, path) in routes:
             return routes[method, path]
@@ -391,7 +399,8 @@ def running_demo_server(port: int = 0, *, end_date: date = DATA_END_DATE) -> Ite
 def service_base_url_env(base_url: str) -> dict[str, str]:
     """The `SERVICE_<NAME>_BASE_URL` overrides that point the catalog at a running server."""
     return {
-        f"SERVICE_{name.upper()}_BASE_URL": f"{base_url}/{name}" for name in ("shop", "crm", "chat")
+        f"SERVICE_{name.upper()}_BASE_URL": f"{base_url}/{name}"
+        for name in ("shop", "crm", "chat", "stats", "billing")
     }
 
 
@@ -404,6 +413,7 @@ def demo_secrets_env() -> dict[str, str]:
     return {
         SHOP_TOKEN_ENV: os.environ.get(SHOP_TOKEN_ENV) or DEFAULT_SHOP_TOKEN,
         CRM_KEY_ENV: os.environ.get(CRM_KEY_ENV) or DEFAULT_CRM_KEY,
+        **auth_secrets_env(),
     }
 
 

@@ -263,7 +263,9 @@ class PageLoop:
             self._note(
                 logging.INFO,
                 self._describe(
-                    "ignored (responseActions): no records", status=response.status_code
+                    "ignored (responseActions): no records",
+                    url=current.url,
+                    status=response.status_code,
                 ),
             )
             return Page(self.page_number, [], current.url)

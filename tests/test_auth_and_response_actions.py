@@ -174,7 +174,7 @@ def test_ignore_and_retry_actions_let_the_run_go_on(
         assert step_rows(result, "busy") == [{"id": "b1"}]
         assert len(server.requests_to("/busy")) == 3
         logs = "\n".join(str(entry.user_message) for entry in instance.all_logs(result.run_id))
-    assert "ignored (responseActions): no records" in logs
+    assert "/status/404 (page 1): ignored (responseActions): no records" in logs, logs
     assert "retry 2/3" in logs and "rate limited" in logs
 
 

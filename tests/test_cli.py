@@ -37,7 +37,7 @@ def test_help_lists_the_commands() -> None:
 def test_check_passes_on_the_shipped_definitions() -> None:
     result = workflows("check", str(REAL_DEFS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 4 workflow(s), 2 schedule(s), 3 service(s)" in result.stdout
+    assert "OK: 4 workflow(s), 2 schedule(s), 5 service(s)" in result.stdout
     assert "enriched_orders(" in result.stdout, "inferred schemas are printed"
 
 

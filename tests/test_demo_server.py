@@ -184,6 +184,9 @@ def test_demo_secrets_env_matches_the_server(monkeypatch: pytest.MonkeyPatch) ->
     assert demo_secrets_env() == {
         "DEMO_SHOP_TOKEN": "demo-shop-token",
         "DEMO_CRM_KEY": "demo-crm-key",
+        "DEMO_STATS_KEY": "demo-stats-key",
+        "DEMO_BILLING_CLIENT_ID": "demo-billing-client",
+        "DEMO_BILLING_CLIENT_SECRET": "demo-billing-secret",
     }
     monkeypatch.setenv("DEMO_SHOP_TOKEN", "s3cret")
     assert demo_secrets_env()["DEMO_SHOP_TOKEN"] == "s3cret"
@@ -492,6 +495,8 @@ def test_service_base_url_env() -> None:
         "SERVICE_SHOP_BASE_URL": "http://127.0.0.1:9999/shop",
         "SERVICE_CRM_BASE_URL": "http://127.0.0.1:9999/crm",
         "SERVICE_CHAT_BASE_URL": "http://127.0.0.1:9999/chat",
+        "SERVICE_STATS_BASE_URL": "http://127.0.0.1:9999/stats",
+        "SERVICE_BILLING_BASE_URL": "http://127.0.0.1:9999/billing",
     }
 
 

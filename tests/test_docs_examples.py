@@ -273,6 +273,25 @@ def check_wait_poll(defs: dg.Definitions, base_url: str) -> None:
     ]
 
 
+def check_response_actions(defs: dg.Definitions, base_url: str) -> None:
+    result = run(defs, "responseActions")
+    assert result.success
+    days = {o["createdAt"][:10] for o in make_orders()}
+    assert [r["day"] for r in table(result, "daily_stats")] == sorted(
+        d for d in ("2026-10-30", "2026-10-31", "2026-11-01") if d in days
+    ), "2026-11-01 has no orders: its 404 is ignored"
+    paid = [o for o in make_orders() if o["status"] in PAID]
+    # cus_004 and cus_012 have no billing account (404, ignored); cus_005 was retried.
+    wanted = sorted(
+        (o["customerId"], f"inv_{o['orderId'][4:]}", o["totalCents"])
+        for o in paid
+        if o["customerId"] in ("cus_001", "cus_005")
+    )
+    got = sorted(tuple(r.values()) for r in table(result, "invoices"))
+    assert got == wanted and {r[0] for r in got} == {"cus_001", "cus_005"}
+    assert step_metadata(result, "invoices")["retries"] == 1
+
+
 def check_for_each(defs: dg.Definitions, base_url: str) -> None:
     result = run(defs, "forEach")
     assert result.success
@@ -384,6 +403,7 @@ DB_FREE: dict[str, Callable[[dg.Definitions, str], None]] = {
     "branch": check_branch,
     "wait": check_wait,
     "waitPoll": check_wait_poll,
+    "responseActions": check_response_actions,
     "forEach": check_for_each,
     "preExecute": check_pre_execute,
     "preExecutePerItem": check_pre_execute_per_item,
@@ -413,7 +433,7 @@ def test_every_example_file_validates_and_has_a_test() -> None:
     loaded, _ = load(EXAMPLES)  # asserts that there are no problems
     stems = {w.stem for w in loaded.workflows}
     assert stems == set(DB_FREE) | WITH_DB
-    assert sorted(loaded.services) == ["chat", "crm", "shop"]
+    assert sorted(loaded.services) == ["billing", "chat", "crm", "shop", "stats"]
 
 
 def test_example_catalog_is_the_demo_catalog() -> None:
@@ -450,7 +470,7 @@ def test_every_step_and_modifier_page_shows_its_example() -> None:
     }
     assert set(shown) == {
         "service-call", "sql", "import-from-database", "persist-to-database", "branch", "wait",
-        "paginate", "for-each", "pre-execute", "field-mapping", "variables",
+        "paginate", "for-each", "pre-execute", "field-mapping", "variables", "response-actions",
     }  # fmt: skip
     assert all(shown.values()), [stem for stem, blocks in shown.items() if not blocks]
     every = [block for blocks in shown.values() for block in blocks]
