@@ -22,6 +22,7 @@ from dagster._core.execution.build_resources import wrap_resources_for_execution
 
 from resources.app_database import AppDatabaseResource
 from resources.service import ServiceResource
+from resources.step_outputs import step_output_io_manager
 from resources.table_store import TableStoreResource
 from translators.asset_checks import asset_checks
 from translators.assets import asset_specs
@@ -104,9 +105,9 @@ def _resources(loaded: LoadResult) -> dict[str, Any]:
     resources: dict[str, Any] = {
         TABLE_STORE_KEY: TableStoreResource(),
         APP_DB_KEY: AppDatabaseResource(),
-        # Step outputs are small table handles; the instance's storage folder keeps them
-        # so that "re-execute from failure" finds the finished steps' tables.
-        "io_manager": dg.FilesystemIOManager(),
+        # Step outputs are small table handles, kept where "re-execute from failure" and
+        # steps on other machines find them: the instance's folder, or the table store's bucket.
+        "io_manager": step_output_io_manager(),
     }
     for name, spec in loaded.services.items():
         resources[service_resource_key(name)] = service_resource(spec)

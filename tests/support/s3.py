@@ -127,12 +127,17 @@ def moto_s3() -> Iterator[S3Server]:
 def s3_store(moto_s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Store:
     store = S3Store(moto_s3, f"wf-{uuid.uuid4().hex[:12]}")
     store.client().create_bucket(Bucket=store.bucket)
-    for name, value in {
+    for name, value in bucket_env(store).items():
+        monkeypatch.setenv(name, value)
+    return store
+
+
+def bucket_env(store: S3Store) -> dict[str, str]:
+    """The variables that point the table store (and the step outputs) at `store`."""
+    return {
         "TABLE_STORE_ROOT": store.root,
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_REGION": REGION,
-        "TABLE_STORE_ENDPOINT_URL": moto_s3.endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return store
+        "TABLE_STORE_ENDPOINT_URL": store.server.endpoint,
+    }
