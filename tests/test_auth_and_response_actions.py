@@ -341,3 +341,35 @@ def test_api_key_and_oauth2_reach_the_server_and_leave_no_trace(
     assert any(p.suffix == ".err" and p.stat().st_size for p in home.rglob("*")), "compute logs"
     secrets = [API_KEY, CLIENT_SECRET, *server.auth.tokens]
     assert search(secrets, home, data) == []
+
+
+def test_a_refused_client_fails_at_once_naming_the_token_endpoint(
+    server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resources.service import CallRequest, Operation, ServiceCallError, ServiceResource
+
+    monkeypatch.setenv("T_CLIENT_SECRET", "wrong-secret-4411")
+    resource = ServiceResource(
+        service_name="oauth_refused",
+        base_url=server.url,
+        auth_type="oauth2ClientCredentials",
+        token_url="/oauth/token",
+        client_id_env="T_CLIENT_ID",
+        client_secret_env="T_CLIENT_SECRET",
+    )
+    request = CallRequest(Operation("items", "GET", "/oauth/items"), retry_delay_ms=10)
+    with pytest.raises(ServiceCallError) as caught:
+        list(resource.iter_pages(request))
+    message = str(caught.value)
+    assert f"the OAuth2 token request to {server.url}/oauth/token failed: HTTP 401" in message
+    assert "invalid_client" in message and "wrong-secret-4411" not in message
+    assert server.requests_to("/oauth/items") == [], "the call itself was never sent"
+    assert len(server.requests_to("/oauth/token")) == 1, "a refused client is not retried"
+
+
+def test_the_api_key_parameter_is_masked_in_any_url_whatever_its_value() -> None:
+    from resources.secrets import redact, register_sensitive_query_name
+
+    register_sensitive_query_name("appid")
+    shown = redact("GET http://h/x?day=1&appid=ab7 failed; next http://h/x?appid=z&p=2")
+    assert shown == "GET http://h/x?day=1&appid=*** failed; next http://h/x?appid=***&p=2"

@@ -15,8 +15,15 @@ from typing import Any
 
 import orjson
 
-from resources.secrets import redact, register_secret
-from translators.spec.service import BasicAuthSpec, BearerAuthSpec, HeaderAuthSpec, ServiceSpec
+from resources.secrets import redact, register_secret, register_sensitive_query_name
+from translators.spec.service import (
+    ApiKeyQueryAuthSpec,
+    BasicAuthSpec,
+    BearerAuthSpec,
+    HeaderAuthSpec,
+    OAuth2ClientCredentialsAuthSpec,
+    ServiceSpec,
+)
 
 MAX_LINES = 8
 MAX_LINE_CHARS = 400
@@ -78,8 +85,12 @@ def register_service_secrets(services: Mapping[str, ServiceSpec]) -> None:
         auth = spec.auth
         if isinstance(auth, BearerAuthSpec):
             register_secret(os.environ.get(auth.token_env))
-        elif isinstance(auth, HeaderAuthSpec):
+        elif isinstance(auth, HeaderAuthSpec | ApiKeyQueryAuthSpec):
             register_secret(os.environ.get(auth.value_env))
+            if isinstance(auth, ApiKeyQueryAuthSpec):
+                register_sensitive_query_name(auth.name)
+        elif isinstance(auth, OAuth2ClientCredentialsAuthSpec):
+            register_secret(os.environ.get(auth.client_secret_env))
         elif isinstance(auth, BasicAuthSpec):
             user = os.environ.get(auth.username_env)
             password = os.environ.get(auth.password_env, "")

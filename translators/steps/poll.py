@@ -41,7 +41,7 @@ class BoundPoll:
 
 def bind_wait(step: StepPlan, catalog: dict[str, ServiceSpec]) -> WaitStepSpec | BoundPoll:
     """A plain wait stays its spec; a polling one gets its operation."""
-    from resources.service import Operation
+    from resources.service import Operation, ResponseAction
 
     spec = step.spec
     assert isinstance(spec, WaitStepSpec)
@@ -49,8 +49,10 @@ def bind_wait(step: StepPlan, catalog: dict[str, ServiceSpec]) -> WaitStepSpec |
     if poll is None:
         return spec
     op = catalog[poll.service].operations[poll.operation]
-    # A poll only reads: it sends no idempotency key.
-    return BoundPoll(spec, poll, Operation(poll.operation, op.method, op.path, op.mutation, None))
+    # A poll only reads: it sends no idempotency key. The operation's responseActions hold.
+    actions = tuple(ResponseAction(r.status, r.action, r.contains) for r in op.response_actions)
+    operation = Operation(poll.operation, op.method, op.path, op.mutation, None, actions)
+    return BoundPoll(spec, poll, operation)
 
 
 def poll_services(spec: WaitStepSpec) -> list[str]:
