@@ -13,7 +13,7 @@ import pytest
 from tests.support.jobs import PROJECT_ROOT
 
 OPEN_INSTANCE = (
-    "import sys; from pathlib import Path; from translators.cli_run import cli_instance; "
+    "import sys; from pathlib import Path; from translators.cli_home import cli_instance; "
     "cli_instance(Path(sys.argv[1])).get_runs(); print('ok')"
 )
 

@@ -19,7 +19,7 @@ from demo.server import (
 )
 from tests.support.jobs import load, write_defs
 from translators.cli import main as cli_main
-from translators.cli_run import MINIMAL_INSTANCE_YAML, cli_instance
+from translators.cli_home import MINIMAL_INSTANCE_YAML, cli_instance
 from translators.schedules import run_config_for
 
 INITIAL = "2000-01-01T00:00:00Z"

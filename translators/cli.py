@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from translators.cli_output import explain_lines, list_lines, schema_lines
-
-# Kept under its old name for the cli_* modules that import it from here.
-from translators.cli_output import unknown_workflow as _unknown_workflow
+from translators.cli_output import (
+    explain_lines,
+    list_lines,
+    load_all,
+    schema_lines,
+    unknown_workflow,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _check(args.db)
     if args.command == "list":
-        return _print(list_lines(_load()))
+        return _print(list_lines(load_all()))
     if args.command == "explain":
         return _explain(args.workflow)
     if args.command == "import-ts":
@@ -113,20 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_workflow(args.workflow, args.param, args.idempotency_key)
 
 
-def _load():
-    from translators.loader import load_definitions
-    from translators.location import defs_dir
-
-    return load_definitions(defs_dir())
-
-
 def _print(lines: list[str]) -> int:
     print("\n".join(lines))
     return 0
 
 
 def _check(with_db: bool) -> int:
-    loaded = _load()
+    loaded = load_all()
     problems = list(loaded.problems)
     if with_db and loaded.ok:
         from translators.db_checks import check_against_databases
@@ -150,10 +146,10 @@ def _check(with_db: bool) -> int:
 
 
 def _explain(ref: str) -> int:
-    loaded = _load()
+    loaded = load_all()
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
-        return _unknown_workflow(ref, loaded)
+        return unknown_workflow(ref, loaded)
     return _print(explain_lines(workflow))
 
 

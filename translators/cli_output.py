@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from translators.loader import LoadResult, StepPlan, WorkflowPlan
+from translators.loader import LoadResult, StepPlan, WorkflowPlan, load_definitions
+from translators.location import defs_dir
 from translators.steps.registry import kind_of, split_dependencies
+
+
+def load_all() -> LoadResult:
+    """Every definition under the defs folder (`$WORKFLOW_DEFS_DIR`, else workflow_defs/)."""
+    return load_definitions(defs_dir())
 
 
 def list_lines(loaded: LoadResult) -> list[str]:

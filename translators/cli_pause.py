@@ -1,5 +1,5 @@
-"""`workflows resume` of a PAUSED run (SPEC 10), and how `workflows run` / `resume`
-report a run that paused at a long wait (SPEC 5.6)."""
+"""`workflows resume` of a PAUSED run (SPEC 10); how `workflows run` / `resume` report a
+run that paused at a long wait (SPEC 5.6) is `cli_progress.finish`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import uuid
 
 import dagster as dg
 
+from translators.cli_progress import INVOCATION_TAG, claim_and_execute
 from translators.pause import (
     RESUMED_AS_TAG,
     continuation_tags,
     create_continuation,
-    is_paused,
     is_resumed,
     iso,
-    pause_reason,
     paused_until,
 )
 
@@ -24,8 +23,6 @@ from translators.pause import (
 def resume_paused(instance: dg.DagsterInstance, parent: dg.DagsterRun, now: bool) -> int:
     """Runs the continuation of a paused run in this process: when due, or at once with
     `--now` (its wait then passes without waiting for the rest)."""
-    from translators.cli_run import INVOCATION_TAG, claim_and_execute
-
     run_id = parent.run_id
     if is_resumed(parent):
         follow = parent.tags.get(RESUMED_AS_TAG)
@@ -55,12 +52,3 @@ def resume_paused(instance: dg.DagsterInstance, parent: dg.DagsterRun, now: bool
     skipped = " (--now: the rest of the wait is skipped)" if left > 0 else ""
     announce = f"resuming paused run {run_id} as run {run.run_id}{skipped}"
     return claim_and_execute(instance, parent.job_name, run, tags[INVOCATION_TAG], announce)
-
-
-def finish(instance: dg.DagsterInstance, progress, run_id: str, success: bool) -> int:
-    """The summary of a finished run; a paused run is no failure (exit 0)."""
-    run = instance.get_run_by_id(run_id)
-    if run is not None and is_paused(run):
-        hint = f"the resume sensor continues it when due, or `workflows resume {run_id} [--now]`"
-        return progress.summarize(success, paused=f"{pause_reason(run)}; {hint}")
-    return progress.summarize(success)

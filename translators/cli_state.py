@@ -10,22 +10,20 @@ from typing import Any
 
 from resources.secrets import redact
 from translators import last_value
+from translators.cli_home import cli_instance, ensure_dagster_home
+from translators.cli_output import load_all, unknown_workflow
 from translators.spec import ParamVariableSpec
 
 
 def state(action: str, ref: str, param_args: Sequence[str]) -> int:
-    from translators.cli import _load, _unknown_workflow
-
-    loaded = _load()
+    loaded = load_all()
     workflow = next((w for w in loaded.workflows if f"{w.app_id}/{w.stem}" == ref), None)
     if workflow is None:
-        return _unknown_workflow(ref, loaded)
+        return unknown_workflow(ref, loaded)
     specs = last_value.last_value_specs(workflow.spec.variables)
     if not specs:
         print(f"{ref} has no lastValue variables; nothing is kept between its runs")
         return 0 if action == "show" else 1
-    from translators.cli_run import cli_instance, ensure_dagster_home
-
     instance = cli_instance(ensure_dagster_home())
     if action == "reset":
         return _reset(instance, workflow, param_args)

@@ -336,7 +336,7 @@ def housekeeping_sensor(
 
 def cli(dry_run: bool) -> int:
     """`workflows housekeeping [--dry-run]`: one pass now, against the CLI's instance."""
-    from translators.cli_run import ensure_dagster_home
+    from translators.cli_home import ensure_dagster_home
 
     try:
         retention = Retention.from_env()

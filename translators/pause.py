@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 import dagster as dg
 from dagster._core.storage.tags import MAX_RETRIES_TAG
 
+from translators.run_creation import create_run
+
 PAUSE_TAG = "workflow/pause"  # "paused", then "resumed" once a continuation exists
 PAUSED_UNTIL_TAG = "workflow/paused_until"  # ISO-8601 UTC
 PAUSED_STEP_TAG = "workflow/paused_step"
@@ -176,8 +178,6 @@ def create_continuation(
 ) -> dg.DagsterRun | str:
     """The continuation run (NOT_STARTED), or why there is none: the run that already
     continues `parent`."""
-    from translators.cli_runs import create_run
-
     run = create_run(
         instance,
         parent.job_name,
