@@ -113,10 +113,12 @@ def test_a_workflow_keeps_its_tables_in_the_bucket(
             run_id = result.run_id
             assert table_ids(result, "pages") == list(range(23))
             assert table_ids(result, "evens") == list(range(0, 23, 2))
-    keys = s3_store.keys()
+    keys = s3_store.keys(f"{run_id}/")
     assert keys == [f"tables/{run_id}/evens.parquet", f"tables/{run_id}/pages.parquet"], (
         "the tables are objects; the finished step's checkpoint was removed"
     )
+    outputs = [k.split("/")[3] for k in s3_store.keys(f"storage/{run_id}/")]
+    assert outputs == ["evens", "pages", "persist", "resolve_variables"], "step outputs too"
     persisted = rows(sqlite_app_url, "SELECT id, name FROM evens ORDER BY id")
     assert [tuple(r) for r in persisted] == [(i, f"R{i}") for i in range(0, 23, 2)]
     assert not (tmp_path / "data" / "tables").exists(), "nothing in the local default folder"
