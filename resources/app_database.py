@@ -47,6 +47,7 @@ from resources.app_db_schema import (
     inspect_table,
     to_arrow,
 )
+from resources.env_names import app_db_url_variable
 from resources.secrets import mask_db_url
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class AppDatabaseResource(dg.ConfigurableResource):
     def url_for(self, app_id: str) -> str:
         """The SQLAlchemy URL of an app's database (it may hold a password: do not log it)."""
         validate_app_id(app_id)
-        specific = os.environ.get(f"APP_DB_URL__{app_id.upper().replace('-', '_')}")
+        specific = os.environ.get(app_db_url_variable(app_id))
         template = specific or os.environ.get("APP_DB_URL")
         if template:
             url = template.replace("{app_id}", app_id)

@@ -89,6 +89,8 @@ class FileSlots:
 
     def __init__(self, folder: Path, service_name: str) -> None:
         self.service = service_name
+        # Not dagster_name: a file name keeps `.` and `-`, so two services whose names
+        # differ there (`a-b`, `a_b`) never share a slot file (and so one rate limit).
         self.path = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", service_name) + ".slot")
         self.location = f"file {self.path}"
 

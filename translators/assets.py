@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from resources.env_names import app_db_url_variable
 from translators.loader import LoadResult
 from translators.naming import dagster_name
 from translators.plans import StepPlan, WorkflowPlan
@@ -140,7 +141,5 @@ def _source_spec(key: dg.AssetKey, readers: set[str] | None) -> dg.AssetSpec:
 
 def _database_kind(app_id: str) -> str:
     """`postgres` or `sqlite`, from the URL the app database resource would use."""
-    url = os.environ.get(f"APP_DB_URL__{app_id.upper().replace('-', '_')}") or os.environ.get(
-        "APP_DB_URL", ""
-    )
+    url = os.environ.get(app_db_url_variable(app_id)) or os.environ.get("APP_DB_URL", "")
     return "postgres" if url.startswith("postgres") else "sqlite"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from translators.errors import join_pointer
+from translators.naming import dagster_name
 
 Scope = Literal["var", "item"]
 
@@ -212,9 +213,9 @@ def render(value: Any, variables: Mapping[str, Any], item: Mapping[str, Any] | N
 
 
 def param_name(variable: str) -> str:
-    """The DuckDB named parameter for a variable: characters other than [A-Za-z0-9_] -> `_`."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", variable)
-    return name if name[:1].isalpha() or name[:1] == "_" else f"v_{name}"
+    """The DuckDB named parameter for a variable: its Dagster name (`org-id` -> `org_id`,
+    `3d` -> `k_3d`), the one sanitiser of names that must be identifiers."""
+    return dagster_name(variable)
 
 
 # Single-quoted literals ('' escapes), double-quoted identifiers, comments, other text.
