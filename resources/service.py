@@ -50,18 +50,11 @@ from pydantic import Field
 from resources.paginators import Paginator
 from resources.rate_limit import RateLimiter
 from resources.secrets import redact, redact_url
+from resources.service_errors import ServiceCallError as ServiceCallError  # re-exported
 from resources.service_limits import DEFAULT_MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from resources.service_foreach import ForEachRun
-
-
-class ServiceCallError(Exception):
-    """A service call failed; the message is already free of secrets."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(redact(message))
-        self.status = status
 
 
 @dataclass(frozen=True)

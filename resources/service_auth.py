@@ -37,7 +37,7 @@ import httpx
 import orjson
 
 from resources.secrets import redact, redact_url, register_secret, register_sensitive_query_name
-from resources.service import ServiceCallError
+from resources.service_errors import ServiceCallError
 from resources.service_transport import (
     BodyTooLarge,
     Prepared,
