@@ -32,9 +32,10 @@ _ENDPOINT_VARS = (ENDPOINT_ENV, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 _DEFAULT_PREFIX = "dagster"
 
 
-def step_output_io_manager() -> Any:
-    """The location's `io_manager`: in the table store's bucket when it is one."""
-    root = os.environ.get("TABLE_STORE_ROOT") or ""
+def step_output_io_manager(table_store_root: str | None = None) -> Any:
+    """The location's `io_manager`: in the table store's bucket when it is one (the root
+    given, e.g. by the Dagster component, else `$TABLE_STORE_ROOT`)."""
+    root = table_store_root or os.environ.get("TABLE_STORE_ROOT") or ""
     if not root.startswith(S3_SCHEME):
         return dg.FilesystemIOManager()
     try:

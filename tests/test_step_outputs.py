@@ -51,3 +51,16 @@ def test_without_dagster_aws_the_outputs_stay_local_with_a_warning(
     assert isinstance(manager, dg.FilesystemIOManager)
     assert "dagster-aws is not installed" in caplog.text
     assert "`celery` extra" in caplog.text
+
+
+def test_a_component_with_a_bucket_root_keeps_them_in_that_bucket() -> None:
+    """The Dagster component's `table_store_root` moves the step outputs with the tables,
+    whatever $TABLE_STORE_ROOT says."""
+    from translators.component import WorkflowsComponent
+
+    component = WorkflowsComponent(defs_dir="workflow_defs", table_store_root="s3://b/p")
+    manager = component.resources()["io_manager"]
+    assert isinstance(manager, S3PickleIOManager)
+    assert (manager.s3_bucket, manager.s3_prefix) == ("b", "p")
+    local = WorkflowsComponent(defs_dir="workflow_defs").resources()["io_manager"]
+    assert isinstance(local, dg.FilesystemIOManager)

@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from resources.app_database import AppDatabaseError, AppDatabaseResource, validate_app_id
 from resources.secrets import db_url_passwords, register_secret
+from resources.step_outputs import step_output_io_manager
 from resources.table_store import TableStoreResource
 from translators.component_scaffold import WorkflowsScaffolder
 from translators.definitions import build_definitions, check_for_validation, plans_of, select_apps
@@ -136,6 +137,8 @@ class WorkflowsComponent(dg.Component, dg.Model, dg.Resolvable):
         """The resources this component's attributes change; the rest are the location's."""
         return {
             TABLE_STORE_KEY: TableStoreResource(root=self.table_store_root),
+            # Step outputs follow the tables: into the bucket when the root is one.
+            "io_manager": step_output_io_manager(self.table_store_root),
             APP_DB_KEY: NamedUrlAppDatabaseResource(url_env=self.database_url_env),
         }
 
