@@ -3,7 +3,6 @@ page, a forEach skips its finished items, and a side-effect call is not repeated
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,13 @@ import pytest
 from resources.checkpoints import StepCheckpoint
 from resources.table_store import TableStoreResource, TableWriter
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
-from tests.support.jobs import write_defs
+from tests.support.local_service import (
+    local_service,
+    one_at_a_time,
+    serving,
+    write_service_defs,
+)
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 
 # Parts of 5 rows: with pages of 5 records, every page is its own part.
@@ -53,10 +58,18 @@ POST_EACH = {
 }
 
 
+LOCAL = local_service(
+    {
+        "cursor": {"path": "/cursor"},
+        "echo": {"path": "/echo/{what}"},
+        "post": {"method": "POST", "path": "/messages", "mutation": True},
+    }
+)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer() as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+    with serving(monkeypatch) as srv:
         yield srv
 
 
@@ -64,28 +77,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
 def job_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def build(stem: str, *steps: dict) -> dg.ReconstructableJob:
         # A job name per test: Dagster caches reconstructed jobs by name within a process.
-        root = write_defs(
-            tmp_path / "defs",
-            "app",
-            {stem: {"settings": {"maxParallelSteps": 1}, "steps": list(steps)}},
-        )
-        (root / "services" / "local.json").write_text(
-            json.dumps(
-                {
-                    "name": "local",
-                    "baseUrl": "http://127.0.0.1:9/unused",
-                    "operations": {
-                        "cursor": {"path": "/cursor"},
-                        "echo": {"path": "/echo/{what}"},
-                        "post": {"method": "POST", "path": "/messages", "mutation": True},
-                    },
-                }
-            )
-        )
-        monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(root))
-        return dg.build_reconstructable_job(
-            "translators.definitions", "job_by_name", reconstructable_args=(f"app__{stem}",)
-        )
+        workflows = {stem: one_at_a_time(*steps)}
+        write_service_defs(tmp_path / "defs", workflows, LOCAL, monkeypatch=monkeypatch)
+        return reconstructable(f"app__{stem}")
 
     return build
 

@@ -5,13 +5,11 @@ Nothing finished is requested twice and every row lands exactly once."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +20,16 @@ import pytest
 from resources.service import ServiceCallError
 from tests.support.app_tables import execute, rows
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
-from tests.support.jobs import write_defs
+from tests.support.jobs import events_of
+from tests.support.local_service import (
+    FRAGILE_PAGES,
+    local_service,
+    one_at_a_time,
+    pages_asked,
+    serving,
+    write_service_defs,
+)
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 from translators.spec import ServiceCallStepSpec
 from translators.steps.service_call import may_pass, step_retry_policy
@@ -59,50 +66,27 @@ PERSIST = {
 }
 
 
+LOCAL = local_service({"fragile": {"path": FRAGILE_PAGES}})
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer(total_records=23) as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+    with serving(monkeypatch, total_records=23) as srv:
         yield srv
 
 
 @pytest.fixture
 def defs_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     def build(stem: str, *steps: dict) -> Path:
-        root = write_defs(
-            tmp_path / "defs",
-            "app",
-            {stem: {"settings": {"maxParallelSteps": 1}, "steps": list(steps)}},
-        )
-        service = {
-            "name": "local",
-            "baseUrl": "http://127.0.0.1:9/unused",
-            "operations": {"fragile": {"path": "/fragile-pages"}},
-        }
-        (root / "services" / "local.json").write_text(json.dumps(service))
-        monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(root))
-        return root
+        workflows = {stem: one_at_a_time(*steps)}
+        return write_service_defs(tmp_path / "defs", workflows, LOCAL, monkeypatch=monkeypatch)
 
     return build
 
 
 def recon(stem: str) -> dg.ReconstructableJob:
     # A job name per test: Dagster caches reconstructed jobs by name within a process.
-    return dg.build_reconstructable_job(
-        "translators.definitions", "job_by_name", reconstructable_args=(f"app__{stem}",)
-    )
-
-
-def page_of(request: RecordedRequest) -> int:
-    return int(request.query["page"][-1])
-
-
-def pages_asked(requests: list[RecordedRequest]) -> Counter[int]:
-    return Counter(page_of(r) for r in requests if r.path == "/fragile-pages")
-
-
-def events(result: dg.ExecutionResult, kind: str) -> list[dg.DagsterEvent]:
-    return [e for e in result.all_events if e.event_type_value == kind]
+    return reconstructable(f"app__{stem}")
 
 
 def table_ids(result: dg.ExecutionResult, step: str = "pages") -> list[int]:
@@ -127,7 +111,7 @@ def test_a_step_retry_resumes_at_the_failed_page(
         config = run_config_for({}, None, "UTC")
         with dg.execute_job(recon("retried"), instance, run_config=config) as result:
             assert result.success
-            assert len(events(result, "STEP_UP_FOR_RETRY")) == 1
+            assert len(events_of(result, "STEP_UP_FOR_RETRY")) == 1
             ids = table_ids(result)
     asked = pages_asked(server.state.requests)
     assert asked == {1: 1, 2: 1, 3: 4, 4: 1, 5: 1, 6: 1}, "pages 1-2 are not fetched again"
@@ -142,8 +126,8 @@ def test_a_failure_that_would_recur_is_not_retried(defs_with, server: LocalHTTPS
         config = run_config_for({}, None, "UTC")
         result = dg.execute_job(recon("final"), instance, run_config=config)
         assert not result.success
-        assert not events(result, "STEP_UP_FOR_RETRY")
-        failure = events(result, "STEP_FAILURE")[0].step_failure_data.error
+        assert not events_of(result, "STEP_UP_FOR_RETRY")
+        failure = events_of(result, "STEP_FAILURE")[0].step_failure_data.error
         assert failure is not None and "HTTP 404" in failure.message
     assert pages_asked(server.state.requests) == {1: 1, 2: 1}
 

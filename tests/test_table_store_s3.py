@@ -6,8 +6,6 @@ the bucket (a real moto server process on 127.0.0.1), its SQL reads them through
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,11 +17,19 @@ from resources.object_store import ObjectStoreError, s3_filesystem
 from resources.secrets import redact
 from resources.table_store import SqlError, TableStoreResource
 from tests.support.app_tables import execute, rows
-from tests.support.http_server import LocalHTTPServer, RecordedRequest
-from tests.support.jobs import write_defs
+from tests.support.http_server import LocalHTTPServer
+from tests.support.local_service import (
+    FRAGILE_PAGES,
+    local_service,
+    one_at_a_time,
+    pages_asked,
+    serving,
+    write_service_defs,
+)
 from tests.support.s3 import SECRET_KEY, S3Store
 from translators.housekeeping import OBJECT_STORAGE_SKIP, housekeeping_sensor
 from translators.job_builder import TABLE_STORE_KEY
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.scaleout]
@@ -55,38 +61,26 @@ PERSIST = {
 }
 
 
+LOCAL = local_service({"fragile": {"path": FRAGILE_PAGES}})
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer(total_records=23) as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+    with serving(monkeypatch, total_records=23) as srv:
         yield srv
 
 
 @pytest.fixture
 def defs_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     def build(stem: str, *steps: dict) -> Path:
-        workflow = {"settings": {"maxParallelSteps": 1}, "steps": list(steps)}
-        root = write_defs(tmp_path / "defs", "app", {stem: workflow})
-        service = {
-            "name": "local",
-            "baseUrl": "http://127.0.0.1:9/unused",
-            "operations": {"fragile": {"path": "/fragile-pages"}},
-        }
-        (root / "services" / "local.json").write_text(json.dumps(service))
-        monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(root))
-        return root
+        workflows = {stem: one_at_a_time(*steps)}
+        return write_service_defs(tmp_path / "defs", workflows, LOCAL, monkeypatch=monkeypatch)
 
     return build
 
 
 def recon(stem: str) -> dg.ReconstructableJob:
-    return dg.build_reconstructable_job(
-        "translators.definitions", "job_by_name", reconstructable_args=(f"app__{stem}",)
-    )
-
-
-def pages_asked(requests: list[RecordedRequest]) -> Counter[int]:
-    return Counter(int(r.query["page"][-1]) for r in requests if r.path == "/fragile-pages")
+    return reconstructable(f"app__{stem}")
 
 
 def table_ids(result: dg.ExecutionResult, step: str) -> list[int]:

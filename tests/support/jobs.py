@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,39 @@ def write_defs(root: Path, app_id: str, workflows: dict[str, dict], services: tu
     for stem, document in workflows.items():
         (folder / f"{stem}.json").write_text(json.dumps(document, indent=2))
     return root
+
+
+def events_of(result: dg.ExecutionResult, kind: str) -> list[dg.DagsterEvent]:
+    """The run's events of one type (`STEP_FAILURE`, `STEP_UP_FOR_RETRY`, ...)."""
+    return [e for e in result.all_events if e.event_type_value == kind]
+
+
+_FRESH_RUNNER = """
+import sys
+import dagster as dg
+from translators.run_creation import reconstructable
+from translators.schedules import run_config_for
+
+with dg.DagsterInstance.get() as instance:
+    for name in sys.argv[1:]:
+        config = run_config_for({}, None, "UTC")
+        with dg.execute_job(reconstructable(name), instance, run_config=config) as r:
+            print("ran", name, r.run_id, r.success)
+"""
+
+
+def run_fresh(root: Path, *jobs: str, timeout: float = 300) -> dict[str, tuple[str, bool]]:
+    """Run the jobs one after another in a new Python process (its own forkserver and
+    secret registry, this test's env and `$DAGSTER_HOME`): job -> (run id, success)."""
+    env = {**os.environ, "WORKFLOW_DEFS_DIR": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_RUNNER, *jobs],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("ran ")]
+    return {name: (run_id, success == "True") for name, run_id, success in lines}
