@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from tests.support.cli import workflows
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import write_defs
+from tests.support.local_service import serving, write_service_defs
 
 TOKEN = "tok-77aa31-cli"
 # Dagster's console logger: "<date> - dagster - DEBUG - job - run - pid - step - EVENT - msg".
@@ -39,16 +39,12 @@ def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer() as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
-        monkeypatch.setenv("LOCAL_TOKEN", TOKEN)
+    with serving(monkeypatch, env={"LOCAL_TOKEN": TOKEN}) as srv:
         yield srv
 
 
 def defs_with(tmp_path: Path, workflows_: dict[str, dict]) -> Path:
-    root = write_defs(tmp_path / "defs", "app", workflows_)
-    (root / "services" / "local.json").write_text(json.dumps(LOCAL_SERVICE))
-    return root
+    return write_service_defs(tmp_path / "defs", workflows_, LOCAL_SERVICE)
 
 
 def call(operation: str, parallel: int) -> dict:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from tests.support.daemon import BIN, INSTANCE_CONFIGS, running_daemon, use_instance_config
 from tests.support.http_server import LocalHTTPServer
+from tests.support.local_service import serving
 from tests.support.waiting import wait_for
 from tests.test_crash_recovery import stalled, started_steps, write_crash_defs
 from translators.instance_db import WORKERS, connect
@@ -24,8 +25,7 @@ from translators.instance_db import WORKERS, connect
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer() as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
+    with serving(monkeypatch) as srv:
         yield srv
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.app_tables import execute, rows
-from tests.support.jobs import PROJECT_ROOT, write_defs
+from tests.support.jobs import run_fresh, write_defs
 
 SPLIT = 10  # the token is served whole (`auth`) and in two pieces (`head`, `tail`)
 
@@ -124,40 +122,6 @@ def defs_dir(tmp_path: Path, workflows: dict[str, list[dict]]) -> Path:
     }
     (root / "services" / "leaky.json").write_text(json.dumps(service))
     return root
-
-
-RUNNER = """
-import sys
-import dagster as dg
-from translators.schedules import run_config_for
-
-with dg.DagsterInstance.get() as instance:
-    for name in sys.argv[1:]:
-        recon = dg.build_reconstructable_job(
-            "translators.definitions", "job_by_name", reconstructable_args=(name,)
-        )
-        with dg.execute_job(recon, instance, run_config=run_config_for({}, None, "UTC")) as r:
-            print(name, r.run_id, r.success)
-"""
-
-
-def run_fresh(root: Path, *jobs: str) -> dict[str, tuple[str, bool]]:
-    """Run the jobs in a new Python process (its own forkserver, this test's env)."""
-    env = {**os.environ, "WORKFLOW_DEFS_DIR": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, *jobs],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    runs = {}
-    for line in done.stdout.splitlines():
-        name, run_id, success = line.split()
-        runs[name] = (run_id, success == "True")
-    return runs
 
 
 def events(run_id: str, kind: str) -> list[dg.DagsterEvent]:

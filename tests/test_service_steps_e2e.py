@@ -15,6 +15,7 @@ import pytest
 from demo.server import running_demo_server
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import load, run_job, write_defs
+from tests.support.local_service import serving
 
 TOKENS = {"tok-ann-5b1f0c": "ann", "tok-bob-9e7d22": "bob"}
 SERVICE_TOKEN = "svc-token-77aa31"
@@ -22,10 +23,11 @@ SERVICE_TOKEN = "svc-token-77aa31"
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer(user_tokens=TOKENS) as srv:
-        monkeypatch.setenv("SERVICE_LOCAL_BASE_URL", srv.url)
-        monkeypatch.setenv("LOCAL_TOKEN", SERVICE_TOKEN)
-        monkeypatch.setenv("LOCAL_USER_TOKENS", json.dumps({u: t for t, u in TOKENS.items()}))
+    env = {
+        "LOCAL_TOKEN": SERVICE_TOKEN,
+        "LOCAL_USER_TOKENS": json.dumps({u: t for t, u in TOKENS.items()}),
+    }
+    with serving(monkeypatch, env=env, user_tokens=TOKENS) as srv:
         yield srv
 
 
