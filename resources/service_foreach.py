@@ -36,8 +36,9 @@ from typing import Any
 import aiohttp
 
 from resources.secrets import redact
-from resources.service import CallRequest, CallStats, ItemOutcome, ServiceCallError
+from resources.service_errors import ServiceCallError
 from resources.service_http import PageLoop, Session
+from resources.service_request import CallRequest, CallStats, ItemOutcome
 from resources.service_transport import new_client, send
 
 _DONE = object()

@@ -24,8 +24,9 @@ from resources.paginators import NextPage, PaginationError, Paginator, ensure_sa
 from resources.rate_limit import RateLimiter, service_limiter
 from resources.records import DataPathError, records_at
 from resources.secrets import install_log_redaction, redact, redact_url
-from resources.service import CallRequest, CallStats, Page, ResponseAction, ServiceCallError
 from resources.service_auth import Auth
+from resources.service_errors import ServiceCallError
+from resources.service_request import CallRequest, CallStats, Page, ResponseAction
 from resources.service_transport import (
     NOT_RETRIED,
     BodyTooLarge,

@@ -17,4 +17,7 @@ SERVICE_POOL_PREFIX = "service/"
 def service_pool(service_name: str) -> str:
     """The concurrency pool of the steps that call `service_name` (no spaces: a pool is
     one word to Dagster)."""
+    # Not dagster_name: a pool name allows `/`, `-` and `.`, and operators type it as the
+    # docs give it (`service/<name>`); mapping `a-b` to `a_b` would rename their pools
+    # and merge two services' limits into one.
     return SERVICE_POOL_PREFIX + "".join("_" if c.isspace() else c for c in service_name)
