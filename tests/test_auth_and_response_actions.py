@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -23,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.support.http_server import LocalHTTPServer
-from tests.support.jobs import PROJECT_ROOT, load, run_job, write_defs
+from tests.support.jobs import load, run_fresh, run_job, write_defs
 
 API_KEY = "key-5c1d8e0a7b"
 CLIENT_ID = "client-shop-7"
@@ -255,37 +253,6 @@ def oauth_items(step: str, service: str, items: int, parallel: int, delay: float
     return [source, call]
 
 
-RUNNER = """
-import sys
-import dagster as dg
-from translators.schedules import run_config_for
-
-with dg.DagsterInstance.get() as instance:
-    for name in sys.argv[1:]:
-        recon = dg.build_reconstructable_job(
-            "translators.definitions", "job_by_name", reconstructable_args=(name,)
-        )
-        with dg.execute_job(recon, instance, run_config=run_config_for({}, None, "UTC")) as r:
-            print(name, r.run_id, r.success)
-"""
-
-
-def run_fresh(root: Path, *jobs: str) -> dict[str, tuple[str, bool]]:
-    """Run the jobs one after another in a new Python process (this test's env)."""
-    env = {**os.environ, "WORKFLOW_DEFS_DIR": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, *jobs],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = [line.split() for line in done.stdout.splitlines() if line.startswith("app__")]
-    return {name: (run_id, success == "True") for name, run_id, success in lines}
-
-
 def table(data: Path, run_id: str, step: str) -> list[dict]:
     """A step's table in the table store (`<run_id>/<step>.parquet`)."""
     return pq.read_table(data / "tables" / run_id / f"{step}.parquet").to_pylist()
@@ -319,7 +286,9 @@ def test_api_key_and_oauth2_reach_the_server_and_leave_no_trace(
             "renewed": oauth_items("renewed", "oauth_short", 6, 1, 0.3),
         },
     )
-    runs = run_fresh(root, "app__keyed", "app__key_quoted", "app__many", "app__renewed")
+    runs = run_fresh(
+        root, "app__keyed", "app__key_quoted", "app__many", "app__renewed", timeout=240
+    )
     assert [ok for _, ok in runs.values()] == [True, False, True, True], runs
 
     keyed = server.requests_to("/keyed")
