@@ -18,6 +18,7 @@ from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import PROJECT_ROOT, load, write_defs
 from translators.celery_executor import CELERY, EXECUTOR_TAG
 from translators.loader import load_definitions
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 
 SERVICE_STEP = {
@@ -49,9 +50,7 @@ def test_an_unknown_executor_setting_is_a_problem_with_its_pointer(tmp_path: Pat
 
 
 def _recon(job_name: str) -> dg.ReconstructableJob:
-    return dg.build_reconstructable_job(
-        "translators.definitions", "job_by_name", reconstructable_args=(job_name,)
-    )
+    return reconstructable(job_name)
 
 
 def test_a_celery_run_without_redis_fails_naming_the_variable(

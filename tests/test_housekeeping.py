@@ -30,6 +30,7 @@ from translators.housekeeping import (
     plan_removals,
 )
 from translators.job_builder import TABLE_STORE_KEY
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 
 NOW = 1_800_000_000.0
@@ -153,9 +154,7 @@ def execute_new(instance: dg.DagsterInstance, job: str) -> dg.ExecutionResult:
 
 
 def recon(job: str) -> dg.ReconstructableJob:
-    return dg.build_reconstructable_job(
-        "translators.definitions", "job_by_name", reconstructable_args=(job,)
-    )
+    return reconstructable(job)
 
 
 def resume(instance: dg.DagsterInstance, job: str, parent: str) -> dg.ExecutionResult:

@@ -19,6 +19,7 @@ import pytest
 from tests.support.cli import workflows
 from tests.support.http_server import LocalHTTPServer
 from tests.support.jobs import load, run_job, write_defs
+from tests.support.local_service import serving
 from tests.test_crash_recovery import started_steps
 from translators import cli_runs
 from translators.loader import load_definitions
@@ -62,9 +63,7 @@ POLL = {
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHTTPServer]:
-    with LocalHTTPServer() as running:
-        monkeypatch.setenv("SERVICE_JOBS_BASE_URL", running.url)
-        monkeypatch.setenv("JOBS_TOKEN", TOKEN)
+    with serving(monkeypatch, "jobs", env={"JOBS_TOKEN": TOKEN}) as running:
         yield running
 
 

@@ -11,6 +11,7 @@ import pytest
 from tests.support.app_tables import execute, rows
 from tests.support.jobs import write_defs
 from translators.job_builder import VARIABLES_OP
+from translators.run_creation import reconstructable
 from translators.schedules import run_config_for
 
 JOB = "app__stamp"
@@ -45,9 +46,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_app_url: str):
     monkeypatch.setenv("WORKFLOW_DEFS_DIR", str(defs_dir))
     monkeypatch.setenv("APP_DB_URL", sqlite_app_url)
     execute(sqlite_app_url, "CREATE TABLE stamps (at TEXT)")
-    recon = dg.build_reconstructable_job(
-        "translators.definitions", "job_by_name", reconstructable_args=(JOB,)
-    )
+    recon = reconstructable(JOB)
     with dg.instance_for_test() as instance:
         yield recon, instance, sqlite_app_url
 
