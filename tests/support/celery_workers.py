@@ -7,6 +7,7 @@ id. Databases are created on the throwaway PostgreSQL server of tests/support/po
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,12 +90,30 @@ def wait_ready(workers: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    """Stop a worker this test started, by its process group (a warm shutdown first)."""
+    """Stop a worker this test started, by its process group (a warm shutdown first), and
+    wait until every process of it is gone: `dagster-celery` may exit before the celery
+    process it started, which could still take a step otherwise."""
+    pids = descendants(worker.pid)
     try:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=20)
     except ProcessLookupError:
-        return
+        pass
     except subprocess.TimeoutExpired:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while (alive := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
