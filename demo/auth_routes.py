@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 from demo.common import ApiError
 
 if TYPE_CHECKING:
-    from demo.server import DemoState
+    from demo.route_host import RouteHost
 
 STATS_KEY_ENV = "DEMO_STATS_KEY"
 BILLING_CLIENT_ID_ENV = "DEMO_BILLING_CLIENT_ID"
@@ -68,13 +68,7 @@ def _same(given: str | None, expected: str) -> bool:
 class AuthRoutes:
     """The stats and billing routes; the handler class provides the state and the body."""
 
-    headers: Any
-    rfile: Any
-
-    def _demo_state(self) -> DemoState:
-        raise NotImplementedError
-
-    def _daily_stats(self, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _daily_stats(self: RouteHost, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         state = self._demo_state()
         if not _same(query.get("apikey", [None])[-1], state.auth.secrets[STATS_KEY_ENV]):
             raise ApiError(401, "missing or wrong apikey")
@@ -89,7 +83,9 @@ class AuthRoutes:
         revenue = sum(o["totalCents"] for o in orders)
         return 200, {"stats": {"day": day, "orders": len(orders), "revenueCents": revenue}}
 
-    def _billing_token(self, _path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _billing_token(
+        self: RouteHost, _path: str, _query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode() if length > 0 else ""
         form = {k: v[-1] for k, v in parse_qs(raw).items()}
@@ -106,7 +102,7 @@ class AuthRoutes:
         body = {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
         return 200, body
 
-    def _list_invoices(self, path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _list_invoices(self: RouteHost, path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
         state = self._demo_state()
         authorization = self.headers.get("Authorization", "")
         token = authorization.removeprefix("Bearer ")

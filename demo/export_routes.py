@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from demo.server import DemoState
+    from demo.route_host import RouteHost
 
 EXPORT_PENDING_POLLS = 2
 
@@ -21,13 +21,7 @@ EXPORT_PENDING_POLLS = 2
 class ExportRoutes:
     """The export route; the handler class provides the state and the token check."""
 
-    def _demo_state(self) -> DemoState:
-        raise NotImplementedError
-
-    def _check_shop_token(self) -> None:
-        raise NotImplementedError
-
-    def _get_export(self, path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _get_export(self: RouteHost, path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
         self._check_shop_token()
         export_id = path.removeprefix("/shop/exports/")
         state = self._demo_state()

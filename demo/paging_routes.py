@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlencode
 from demo.common import ApiError, decode_cursor, encode_cursor, int_param, stable_int
 
 if TYPE_CHECKING:
-    from demo.server import DemoState
+    from demo.route_host import RouteHost
 
 PRODUCT_COUNT = 20
 REVIEW_COUNT = 60
@@ -126,20 +126,7 @@ def make_notes(end_date: date) -> list[dict[str, Any]]:
 class PagingRoutes:
     """The handlers above; `DemoRequestHandler` supplies the state, auth and origin."""
 
-    def _demo_state(self) -> DemoState:
-        raise NotImplementedError
-
-    def _check_shop_token(self) -> None:
-        raise NotImplementedError
-
-    def _check_crm_key(self) -> None:
-        raise NotImplementedError
-
-    def _origin(self) -> str:
-        """`http://host:port` as the client addressed the server."""
-        raise NotImplementedError
-
-    def _list_products(self, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _list_products(self: RouteHost, _path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         self._check_shop_token()
         offset = int_param(query, "offset", 0, (0, 1_000_000))
         limits = (1, PRODUCTS_MAX_LIMIT)
@@ -148,7 +135,7 @@ class PagingRoutes:
         return 200, {"products": products, "offset": offset, "limit": limit}
 
     def _list_reviews(
-        self, path: str, query: dict[str, list[str]]
+        self: RouteHost, path: str, query: dict[str, list[str]]
     ) -> tuple[int, Any, dict[str, str]]:
         self._check_shop_token()
         page = int_param(query, "page", 1, (1, 1_000_000))
@@ -170,7 +157,9 @@ class PagingRoutes:
         start = (page - 1) * per_page
         return 200, reviews[start : start + per_page], {"Link": ", ".join(links)}
 
-    def _list_customer_orders(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _list_customer_orders(
+        self: RouteHost, path: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
         self._check_shop_token()
         customer_id = unquote(path.split("/")[3])
         state = self._demo_state()
@@ -188,7 +177,7 @@ class PagingRoutes:
             "meta": {"nextCursor": next_cursor, "total": len(orders)},
         }
 
-    def _list_notes(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _list_notes(self: RouteHost, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         self._check_crm_key()
         limit = int_param(query, "limit", NOTES_DEFAULT_LIMIT, (1, NOTES_MAX_LIMIT))
         notes = self._demo_state().notes
@@ -206,7 +195,9 @@ class PagingRoutes:
             next_url = f"{self._origin()}{path}?{target}"
         return 200, {"notes": page, "next": next_url}
 
-    def _list_channel_messages(self, path: str, _query: dict[str, list[str]]) -> tuple[int, Any]:
+    def _list_channel_messages(
+        self: RouteHost, path: str, _query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
         channel = unquote(path.split("/")[3])
         state = self._demo_state()
         with state.lock:
