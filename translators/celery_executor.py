@@ -31,7 +31,7 @@ from dagster._core.executor.base import Executor
 
 from resources.secrets import mask_db_url
 from resources.shared_slots import REDIS_URL_ENV
-from translators.run_worker import recorded_worker
+from translators.run_worker import DelegatingExecutor, recorded_worker, wrapped_executor
 
 EXECUTOR_TAG = "workflow/executor"
 CELERY = "celery"
@@ -53,7 +53,7 @@ def wants_celery(run: dg.DagsterRun, always: bool) -> bool:
     return always or run.tags.get(EXECUTOR_TAG) == CELERY
 
 
-class ChoosingExecutor(Executor):
+class ChoosingExecutor(DelegatingExecutor):
     """The job's own executor, or Dagster's Celery executor for runs that ask for it.
 
     It sits outside the worker-recording wrapper: Dagster's Celery loop reads
@@ -61,17 +61,9 @@ class ChoosingExecutor(Executor):
     """
 
     def __init__(self, inner: Executor, always_celery: bool) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._always = always_celery
         self._celery: Any = None
-
-    @property
-    def retries(self):
-        return self._inner.retries
-
-    @property
-    def step_dependency_config(self):
-        return self._inner.step_dependency_config
 
     def get_step_event_or_retry_event(self, *args, **kwargs):
         return (self._celery or self._inner).get_step_event_or_retry_event(*args, **kwargs)
@@ -115,16 +107,4 @@ def _check_celery_requirements(plan_context: Any) -> None:
 
 def choosing_executor(executor_def: dg.ExecutorDefinition, always_celery: bool):
     """`executor_def` (same name and config) that hands a run to Celery when it asks."""
-    create = executor_def.executor_creation_fn
-    assert create is not None
-
-    def create_choosing(init_context):
-        return ChoosingExecutor(create(init_context), always_celery)
-
-    return dg.ExecutorDefinition(
-        name=executor_def.name,
-        config_schema=executor_def.config_schema,  # type: ignore[arg-type]
-        requirements=executor_def.get_requirements,
-        executor_creation_fn=create_choosing,
-        description=executor_def.description,
-    )
+    return wrapped_executor(executor_def, lambda inner: ChoosingExecutor(inner, always_celery))

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,9 +134,10 @@ def fail_if_worker_lost(instance: dg.DagsterInstance, run: dg.DagsterRun) -> boo
     return True
 
 
-class _RecordingExecutor(Executor):
-    """Delegates to the job's executor; `execute` runs in the run worker for the whole
-    run, which makes it the one place to record the worker and keep its heartbeat."""
+class DelegatingExecutor(Executor):
+    """An executor that hands everything to the job's own executor (`inner`); subclasses
+    change `execute` only. Dagster asks the run's executor object itself for retries and
+    step dependencies, so a wrapper must answer them as the inner one would."""
 
     def __init__(self, inner: Executor) -> None:
         self._inner = inner
@@ -153,22 +154,37 @@ class _RecordingExecutor(Executor):
         return self._inner.get_step_event_or_retry_event(*args, **kwargs)
 
     def execute(self, plan_context, execution_plan):
+        return self._inner.execute(plan_context, execution_plan)
+
+
+def wrapped_executor(
+    executor_def: dg.ExecutorDefinition, wrap: Callable[[Executor], Executor]
+) -> dg.ExecutorDefinition:
+    """`executor_def` (same name, config and requirements) whose executor is `wrap(inner)`."""
+    create = executor_def.executor_creation_fn
+    assert create is not None
+
+    def create_wrapped(init_context):
+        return wrap(create(init_context))
+
+    return dg.ExecutorDefinition(
+        name=executor_def.name,
+        config_schema=executor_def.config_schema,  # type: ignore[arg-type]
+        requirements=executor_def.get_requirements,
+        executor_creation_fn=create_wrapped,
+        description=executor_def.description,
+    )
+
+
+class _RecordingExecutor(DelegatingExecutor):
+    """`execute` runs in the run worker for the whole run, which makes it the one place
+    to record the worker and keep its heartbeat."""
+
+    def execute(self, plan_context, execution_plan):
         with recorded_worker(plan_context.instance, plan_context.run_id):
             yield from self._inner.execute(plan_context, execution_plan)
 
 
 def recording_worker(executor_def: dg.ExecutorDefinition) -> dg.ExecutorDefinition:
     """The same executor (name, config, requirements), recording its run worker."""
-    create = executor_def.executor_creation_fn
-    assert create is not None
-
-    def create_recording(init_context):
-        return _RecordingExecutor(create(init_context))
-
-    return dg.ExecutorDefinition(
-        name=executor_def.name,
-        config_schema=executor_def.config_schema,  # type: ignore[arg-type]
-        requirements=executor_def.get_requirements,
-        executor_creation_fn=create_recording,
-        description=executor_def.description,
-    )
+    return wrapped_executor(executor_def, _RecordingExecutor)
