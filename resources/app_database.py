@@ -178,13 +178,16 @@ class AppDatabaseResource(dg.ConfigurableResource):
         info = self.table_info(app_id, table)
         return {name: col.duckdb_type for name, col in info.columns.items()}
 
-    def row_count(self, app_id: str, table: str) -> int:
-        """Rows in the table now (shown on the table's asset, issue 9)."""
+    def table_summary(self, app_id: str, table: str) -> tuple[dict[str, str], int]:
+        """The table's columns (DuckDB types) and its rows now, over one connection
+        (shown on the table's asset, issue 9)."""
         import sqlalchemy as sa  # lazy: see the module imports
 
         with self.connect(app_id) as conn:
+            info = inspect_table(conn, table, self.describe(app_id))
             quoted = conn.dialect.identifier_preparer.quote_identifier(table)
-            return int(conn.execute(sa.text(f"SELECT count(*) FROM {quoted}")).scalar_one())
+            count = int(conn.execute(sa.text(f"SELECT count(*) FROM {quoted}")).scalar_one())
+        return {name: col.duckdb_type for name, col in info.columns.items()}, count
 
     def read_batches(
         self,

@@ -165,7 +165,7 @@ def _with_assets(
     assets = dg.Definitions(
         assets=asset_specs(loaded),
         asset_checks=asset_checks(loaded),  # they read the app database: resources bound
-        resources=_resources(loaded),
+        resources=resources,
     ).get_repository_def()
     # The implicit asset job of those assets, as Definitions would list it.
     asset_jobs = {name: assets.get_job(name) for name in assets.job_names}

@@ -68,8 +68,7 @@ def _table_written(rt: StepRuntime, app_id: str, table: str) -> TableWritten:
     """The table as it is now, for its asset. Describing it is a courtesy: a failure here
     is logged, never fails a step whose rows are written."""
     try:
-        columns = rt.app_db.table_columns(app_id, table)
-        row_count = rt.app_db.row_count(app_id, table)
+        columns, row_count = rt.app_db.table_summary(app_id, table)
     except Exception as exc:
         rt.log.warning(f"{rt.plan.name}: could not describe {app_id}:{table}: {exc}")
         return TableWritten(app_id, table, {}, None)
