@@ -235,3 +235,18 @@ def test_the_locations_sensors_get_their_resources_as_the_daemon_gives_them() ->
                 instance=instance, repository_def=repo, resources=resources
             ) as context:
                 sensor.evaluate_tick(context)
+
+
+def test_a_step_table_preview_masks_a_secret_before_cutting_the_cell() -> None:
+    """The preview quotes the step's rows: a token among them is masked, also when the
+    cell is longer than the preview shows (masked first, then cut)."""
+    from resources.secrets import register_secret
+    from translators.op_metadata import PREVIEW_CELL_CHARS, markdown_rows
+
+    token = "preview-token-" + "x" * 30
+    register_secret(token)
+    long_cell = "Bearer " + token + " and more text"
+    text = markdown_rows(["id", "auth"], [{"id": 1, "auth": long_cell}, {"id": 2, "auth": None}])
+    assert "preview-token" not in text
+    assert "Bearer ***" in text
+    assert all(len(cell.strip()) <= PREVIEW_CELL_CHARS for cell in text.split("|"))
