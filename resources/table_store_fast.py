@@ -15,6 +15,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from resources.arrow_setup import keep_pandas_lazy
+
+# Every Arrow column of a step table is built through here (or after it is imported).
+keep_pandas_lazy()
+
 # Stored as the Python type itself: the converter returns such a value unchanged.
 _EXACT = {
     "VARCHAR": str,

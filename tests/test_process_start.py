@@ -123,3 +123,29 @@ def test_an_unknown_workflow_still_lists_the_known_ones(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "shop/a" in out.stdout + out.stderr
+
+
+def test_writing_step_tables_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas on its first array from a list (0.45 s, 50 MB); a step that
+    writes records (a serviceCall's) must not pay for it, and pandas still works when
+    really asked for."""
+    code = (
+        "import sys\n"
+        "from resources.table_store import TableStoreResource\n"
+        "store = TableStoreResource(root=sys.argv[1])\n"
+        "schema = {'id': 'BIGINT', 'name': 'VARCHAR', 'at': 'TIMESTAMPTZ', 'n': 'DECIMAL(9,2)'}\n"
+        "rows = [{'id': 1, 'name': 'a', 'at': '2026-11-30T10:00:00Z', 'n': '1.50'}]\n"
+        "with store.open_writer('run', 'fetch', 'fetch', schema) as writer:\n"
+        "    writer.write_records(rows)\n"
+        "print('pandas' in sys.modules)\n"
+        "import pyarrow as pa\n"
+        "print(pa.table({'x': [1, 2]}).to_pandas()['x'].sum())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "3"]
