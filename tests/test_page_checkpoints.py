@@ -30,6 +30,7 @@ from tests.support.local_service import (
     write_service_defs,
 )
 from translators.run_creation import reconstructable
+from translators.run_worker import fail_if_worker_lost
 from translators.schedules import run_config_for
 from translators.spec import ServiceCallStepSpec
 from translators.steps.service_call import may_pass, step_retry_policy
@@ -186,11 +187,12 @@ def server_log(server: LocalHTTPServer) -> list[RecordedRequest]:
 
 
 def reexecute_lost_run(stem: str) -> dg.ExecutionResult:
-    """Mark the killed run failed (as the crash detection does), re-execute from failure."""
+    """Detect the killed run's lost worker (as `workflows runs` / `resume` and run
+    monitoring do: the run is marked FAILED), re-execute it from failure."""
     instance = dg.DagsterInstance.get()
     (run,) = instance.get_runs()
     assert run.status == dg.DagsterRunStatus.STARTED, "the process died mid-run"
-    instance.report_run_failed(run)
+    assert fail_if_worker_lost(instance, run), "the dead worker is detected"
     options = dg.ReexecutionOptions.from_failure(run.run_id, instance)
     return dg.execute_job(recon(stem), instance, reexecution_options=options)
 
