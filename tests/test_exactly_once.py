@@ -423,10 +423,15 @@ def test_a_killed_charge_run_resumed_and_run_again_charges_each_invoice_once(
 
     instance = dg.DagsterInstance.get()
     [killed] = instance.get_runs(filters=dg.RunsFilter(job_name="app__billing"))
+    before = len(server.requests_to("/charges"))
     resumed = workflows("resume", killed.run_id, "--defs", str(defs))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert server.charges.per_invoice() == {f"inv-{n}": 1 for n in range(INVOICES)}
     assert len(posts(server)) == INVOICES, "inv-4, charged by the killed run, was found"
+    lookups = [r for r in server.requests_to("/charges")[before:] if r.method == "GET"]
+    assert [r.query["invoice"][-1] for r in lookups] == [f"inv-{n}" for n in range(4, INVOICES)], (
+        "the finished items inv-0..3 are not asked again, not even by preExecute"
+    )
 
     again = workflows("run", "app/billing", "--defs", str(defs))
     assert again.returncode == 0, again.stdout + again.stderr
