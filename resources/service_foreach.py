@@ -39,7 +39,7 @@ from resources.secrets import redact
 from resources.service_errors import ServiceCallError
 from resources.service_http import PageLoop, Session
 from resources.service_request import CallRequest, CallStats, ItemOutcome
-from resources.service_transport import new_client, send
+from resources.service_transport import new_client, new_event_loop, send
 
 _DONE = object()
 _POLL_S = 0.25  # how often the caller wakes to report progress while nothing finishes
@@ -133,7 +133,8 @@ class ForEachRun:
 
     def _thread_main(self, items: Iterator[tuple[int, dict[str, Any]]]) -> None:
         try:
-            asyncio.run(self._main(items))
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(self._main(items))
         except BaseException as exc:  # handed to the caller's thread, which raises it
             self._queue.put(_single(exc))
         finally:

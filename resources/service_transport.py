@@ -15,6 +15,11 @@ turned into the matching httpx exceptions (`_as_httpx`), so the messages, the re
 rules and `surely_not_taken` speak one vocabulary (`ConnectError`, `ReadError`, ...).
 Cookies are not kept between requests, and proxy variables are not read.
 
+The event loops are uvloop's when it is installed (it is a dependency on Linux and
+macOS): its sockets and transports are written in C, which takes about a quarter off the
+CPU of each request (bench/, issue 8 P2). `WORKFLOWS_EVENT_LOOP=asyncio` keeps the
+standard loop.
+
 Limits of one attempt (documented in docs/security.md):
 - `timeoutSeconds` is its total deadline. An overrun is a timeout, retryable as SPEC 5.5
   says of timeouts.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import itertools
+import os
 import ssl
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -172,6 +178,18 @@ def new_client(session: Session, parallel: int = 1) -> aiohttp.ClientSession:
     )
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop for service calls: uvloop's when installed (module docstring)."""
+    if os.environ.get("WORKFLOWS_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 @lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     """The certificates httpx verified with (certifi's, or SSL_CERT_FILE / SSL_CERT_DIR),
@@ -309,7 +327,7 @@ class BlockingSender:
 
     def __init__(self, session: Session) -> None:
         self._service = session.service
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread: ThreadPoolExecutor | None = None
         try:
             self._client = self._run(_client_in_loop(session))

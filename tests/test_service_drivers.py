@@ -114,3 +114,30 @@ def test_for_each_into_fails_fast_on_a_failed_item(server: LocalHTTPServer) -> N
         False,
         False,
     ]
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_both_drivers_run_on_uvloop_unless_told_otherwise(
+    server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: str
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("WORKFLOWS_EVENT_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("WORKFLOWS_EVENT_LOOP", setting)
+    loops: list[str] = []
+
+    def record_loop(item: dict[str, Any]) -> CallRequest:
+        # build_request runs on the forEach loop's thread, inside its running loop.
+        loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        return echo(item)
+
+    outcomes = list(service(server).for_each([{"n": 1}, {"n": 2}], record_loop, parallel=2))
+    assert len(outcomes) == 2 and set(loops) == {expected}
+
+    from resources.service_transport import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        assert type(loop).__module__.split(".")[0] == expected
+    finally:
+        loop.close()
