@@ -4,9 +4,12 @@ A real HTTP server on 127.0.0.1 answers with records holding the bearer token it
 sent, and the workflows make that token show up in a failure: a cast to INTEGER of the
 `Authorization` value, a DuckDB cast in a `sql` step, a PostgreSQL row error in a
 persist (skipped: metadata and log; fail: the step failure). The app database URL's
-password is a secret too. Each run goes through Dagster in a fresh process with
-`maxParallelSteps: 2`, so every step runs in a process of its own that never read the
-token: only the registration at step start can tell it that the token is a secret.
+password is a secret too. Each run goes through Dagster in a fresh process. The runs
+whose failing step never reads the token itself (`sql`, `skip`, `fail`) use
+`isolation: "process"`, so that step runs in a process of its own: only the
+registration at step start can tell it that the token is a secret. (The default
+executor runs steps in threads of one process, where the fetching step's own
+registration would hide a missing one.)
 Afterwards every file under DAGSTER_HOME (event log and run databases, compute logs)
 and the data folder (table store) is searched for the secret values.
 """
@@ -108,9 +111,13 @@ def persist(on_row_error: str, table: str = "sink") -> dict:
     }
 
 
+# A process per step (~1 s each) only where the failing step does not fetch the token.
+ISOLATED = {stem: {"isolation": "process"} for stem in ("sql", "skip", "fail")}
+
+
 def defs_dir(tmp_path: Path, workflows: dict[str, list[dict]]) -> Path:
     documents = {
-        stem: {"settings": {"maxParallelSteps": 2}, "steps": steps}
+        stem: {"settings": {"maxParallelSteps": 2, **ISOLATED.get(stem, {})}, "steps": steps}
         for stem, steps in workflows.items()
     }
     root = write_defs(tmp_path / "defs", "app", documents)
