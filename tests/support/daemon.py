@@ -4,7 +4,7 @@
 `$DAGSTER_HOME`) or `deploy/dagster.yaml` (PostgreSQL, from the `DAGSTER_PG_*` variables
 of a throwaway database). Either way the daemon runs the schedules, the sensors (resume,
 housekeeping), the run queue, run monitoring and run retries. It is stopped by its PID;
-its process group (the code server it started) is killed only if it hangs.
+its process group (the code server it started) is killed if it hangs or outlives it.
 """
 
 from __future__ import annotations
@@ -88,5 +88,29 @@ def running_daemon(folder: Path) -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        _reap_group(proc.pid)
         log.close()
         print(log_path.read_text()[-6000:])
+
+
+def _reap_group(pgid: int) -> None:
+    """Waits for the daemon's code server to follow it, then kills what is left of its
+    group: a code server whose shutdown fails (its instance database dropped by the test
+    meanwhile) would otherwise stay behind, orphaned, for good."""
+    try:
+        wait_for(lambda: not _group_alive(pgid), 15, "the daemon's code server to exit")
+    except AssertionError:
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of group `pgid` remains: orphans that exited
+    may stay zombies here (nothing reaps them), which `killpg(pgid, 0)` would count."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
