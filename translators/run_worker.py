@@ -25,7 +25,7 @@ from dagster._core.executor.base import Executor
 
 HEARTBEAT_SECONDS = 10.0
 # A worker on another host is lost after this long without a heartbeat; with the
-# daemon's 30 s monitoring poll that stays within the minute SPEC 5.5 asks for.
+# daemon's 20 s monitoring poll (dagster.yaml) that stays within the minute SPEC 5.5 asks for.
 STALE_AFTER_SECONDS = 25.0
 WORKER_LOST = "worker lost"
 log = logging.getLogger("workflows")
