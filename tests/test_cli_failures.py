@@ -48,8 +48,12 @@ def defs_with(tmp_path: Path, workflows_: dict[str, dict]) -> Path:
 
 
 def call(operation: str, parallel: int) -> dict:
+    # With 2 steps at once each step gets a process of its own, whose engine events
+    # Dagster logs to the console at DEBUG unless the instance says otherwise. (The
+    # default executor runs steps in threads of the run worker, which logs none.)
+    isolation = {"isolation": "process"} if parallel > 1 else {}
     return {
-        "settings": {"maxParallelSteps": parallel},
+        "settings": {"maxParallelSteps": parallel, **isolation},
         "steps": [
             {
                 "id": "fetch",
@@ -76,8 +80,6 @@ def assert_no_dagster_noise(output: str) -> None:
 
 @pytest.mark.parametrize(
     ("operation", "status", "parallel"),
-    # 2 steps at once runs each step in its own process, whose engine events Dagster
-    # logs to the console at DEBUG unless the instance says otherwise.
     [("missing", 404, 2), ("rejects", 400, 1)],
 )
 def test_a_service_failure_names_service_operation_status_and_body(
@@ -101,7 +103,8 @@ def test_a_service_failure_names_service_operation_status_and_body(
 def test_a_cast_failure_names_step_row_column_and_the_redacted_value(
     tmp_path: Path, server: LocalHTTPServer
 ) -> None:
-    # DAGSTER_HOME is conftest's: a dagster.yaml that does not set python_logs.
+    # DAGSTER_HOME is conftest's: a dagster.yaml that does not set python_logs, so only
+    # the CLI's own level keeps the step processes' DEBUG lines out of its output.
     # The step process never reads LOCAL_TOKEN, so only the CLI can know it is a secret.
     def cast_step(name: str, bad_value: str) -> dict:
         return {
@@ -112,7 +115,7 @@ def test_a_cast_failure_names_step_row_column_and_the_redacted_value(
         }
 
     bad = {
-        "settings": {"maxParallelSteps": 2},
+        "settings": {"maxParallelSteps": 2, "isolation": "process"},
         "steps": [
             cast_step("url_bad", "https://x.test/cb?api_key=k3y-9931"),
             cast_step("token_bad", TOKEN),
