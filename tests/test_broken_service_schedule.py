@@ -59,3 +59,19 @@ def test_the_schedule_runs_the_failing_job_whose_description_lists_the_service_p
         "has problems (listed for that file), so its job shop__base fails at once; "
         "expected a valid workflow"
     ]
+
+
+def test_a_service_file_that_is_not_json_shows_its_error_in_the_job(tmp_path: Path) -> None:
+    """The JSON syntax error itself (not only a schema problem) reaches the description."""
+    files = {SCHEDULES_FILE: {"schedules": [schedule("nightly", params={"orgId": "o"})]}}
+    root = write_defs(tmp_path, files)
+    (root / "services" / "shop.json").write_text('{"name": "shop", "baseUrl": ')
+    defs = build_definitions(load_definitions(root))
+
+    assert defs.resolve_schedule_def("shop__nightly").job_name == "shop__base"
+    job = defs.resolve_job_def("shop__base")
+    assert job.tags["workflow/broken"] == "true"
+    lines = (job.description or "").splitlines()
+    assert "- services/shop.json#: invalid JSON: Expecting value at line 1, column 29" in "\n".join(
+        lines
+    ), lines
