@@ -10,8 +10,8 @@ many it saw; each adds one layer of the step's work to the one before:
    does to each record);
 4. `parquet`: + `TableWriter.write_records` (cast to the outputSchema, Parquet);
 5. `checkpointed`: what the step does since checkpoints (SPEC 5.5): each 10,000 rows
-   become a checkpoint part (`StepCheckpoint.add_page`), assembled into the table at the
-   end (`write_into`).
+   become a checkpoint part (`StepCheckpoint.add_page`), cast while the next page is on
+   its way (`catch_up`), assembled into the table at the end (`write_into`).
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ def layer_functions(
         folder = Path(table_root) / run_id / "checkpoints" / "fetch"
         checkpoint = StepCheckpoint(folder, schema, step_name="fetch", part_rows=store.batch_rows)
         with store.open_writer(run_id, "fetch", "records", schema) as writer:
-            for page in service.iter_pages(request()):
+            for page in service.iter_pages(request(), while_waiting=checkpoint.catch_up):
                 rows: list[dict[str, Any]] = [shaper.shape(record) for record in page.records]
                 count += len(rows)
-                checkpoint.add_page(rows, page.checkpoint)
+                checkpoint.add_page(rows, page.checkpoint, defer=True)
             checkpoint.write_into(writer)
         checkpoint.remove()
         return count

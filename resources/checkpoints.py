@@ -18,8 +18,10 @@ find it. Two kinds of files:
 Every entry carries `seq`, a running number: on load, entries a part already covers (a
 crash between the part and the journal's reset) are ignored, and a line torn by a crash
 is cut off. The rows of the journal are kept in memory too (at most `part_rows`), so a
-compaction never reads the journal back. When the step succeeds its table is assembled
-from the parts and the checkpoint is removed.
+compaction never reads the journal back. A paginated step casts them page by page while
+the next request is on its way (`add_page(defer=True)`, then `catch_up`), so casting and
+compacting overlap the server's work instead of adding to it. When the step succeeds
+its table is assembled from the parts and the checkpoint is removed.
 
 The journal is flushed to the operating system, not fsynced: it survives a killed
 process; a machine that loses its disk cache loses at most the last pages, which the
@@ -42,10 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resources.object_store import Place
 from resources.table_store import TableStoreResource, TableWriter
+from resources.table_store_types import normalize_type
+from resources.table_writer import arrow_schema, cast_records
 
 JOURNAL = "journal.jsonl"
 ENTRY_PREFIX = "journal-"  # one object per entry on object storage
@@ -108,9 +113,9 @@ class Journal:
     def append(self, entry: Mapping[str, Any]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
+            # Unbuffered: each entry is one write(2), in the OS when this returns.
+            self._file = self.path.open("ab", buffering=0)
         self._file.write(orjson.dumps(entry, default=str) + b"\n")
-        self._file.flush()
 
     def reset(self) -> None:
         """Start empty: a part now holds everything the journal had."""
@@ -176,8 +181,12 @@ class StepCheckpoint:
             if self.place.remote
             else Journal(Path(self.place.path) / JOURNAL)
         )
-        self._rows: list[Mapping[str, Any]] = []  # since the last part, when kept
+        self._rows: list[Mapping[str, Any]] = []  # not yet cast, when kept
+        self._cast: list[pa.Table] = []  # cast since the last part (`catch_up`)
+        self._cast_rows = 0
         self._buffered = 0  # rows since the last part
+        self._types = {c: normalize_type(t) for c, t in (schema or {}).items()}
+        self._arrow = arrow_schema(self._types) if self._types else None
         self._keys: list[str] = []
         self.resume = Resume()
         self._load_parts()
@@ -230,10 +239,18 @@ class StepCheckpoint:
             self._rows.extend(rows)
         self._buffered += count
 
-    def add_page(self, records: Iterable[Mapping[str, Any]], state: dict[str, Any] | None) -> None:
+    def add_page(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        state: dict[str, Any] | None,
+        *,
+        defer: bool = False,
+    ) -> None:
         """A finished page; `state` resumes after it (None: it was the last page).
 
-        Journalled before this returns, so before the next page is requested."""
+        Journalled before this returns, so before the next page is requested. With
+        `defer`, casting and compacting wait for `catch_up`, which the page loop calls
+        while the next page is on its way (`ServiceResource.iter_pages(while_waiting=)`)."""
         rows = records if isinstance(records, list) else list(records)
         self._seq += 1
         kept = rows if self.schema else []
@@ -241,8 +258,24 @@ class StepCheckpoint:
         self._state, self._complete = state, state is None
         self._pages += 1
         self._keep(kept, len(rows))
+        if not defer and self._buffered >= self.part_rows:
+            self.flush()  # casts the part's rows in one go
+
+    def catch_up(self) -> None:
+        """Cast the rows added since the last call; a part once `part_rows` have gathered.
+
+        The journal holds those rows already: this is bookkeeping, free to run later."""
+        self._cast_kept()
         if self._buffered >= self.part_rows:
             self.flush()
+
+    def _cast_kept(self) -> None:
+        if self._rows and self._arrow is not None:
+            first = self._total + self._cast_rows  # rows are named from the table's start
+            table = cast_records(self._rows, self._types, self._arrow, self.step_name, first)
+            self._cast.append(table)
+            self._cast_rows += table.num_rows
+        self._rows = []
 
     def add_item(self, key: Any, records: Iterable[Mapping[str, Any]], pages: int) -> None:
         """A finished forEach item and the rows it produced, journalled at once."""
@@ -264,7 +297,8 @@ class StepCheckpoint:
         self.place.ensure_folder()
         self._parts += 1
         name = f"part-{self._parts:06d}"
-        if self._rows and self.schema:
+        self._cast_kept()
+        if self._cast:
             with TableWriter(
                 self.place.child(f"{name}.parquet"),
                 self.step_name,
@@ -272,7 +306,7 @@ class StepCheckpoint:
                 self.schema,
                 self.part_rows,
             ) as writer:
-                writer.write_records(self._rows)
+                writer.write_batches(batch for t in self._cast for batch in t.to_batches())
         self._total += self._buffered
         meta = {
             "keys": self._keys,
@@ -286,7 +320,7 @@ class StepCheckpoint:
         # Written last and at once: the part counts only when this file exists.
         self.place.child(f"{name}.json").write_bytes(json.dumps(meta).encode())
         self.journal.reset()
-        self._rows, self._keys, self._buffered = [], [], 0
+        self._cast, self._cast_rows, self._keys, self._buffered = [], 0, [], 0
         self._part_seq = self._seq
 
     @property

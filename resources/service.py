@@ -123,11 +123,18 @@ class ServiceResource(ConfigurableResource):
         return (os.environ.get(base_url_variable(self.service_name)) or self.base_url).rstrip("/")
 
     def iter_pages(
-        self, request: CallRequest, *, stats: CallStats | None = None
+        self,
+        request: CallRequest,
+        *,
+        stats: CallStats | None = None,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Generator[Page, None, None]:
         """Run one call, yielding each page as it arrives (nothing is accumulated).
 
-        Closing the generator early closes the connection.
+        Closing the generator early closes the connection. `while_waiting` is called
+        each time a request has left (the first one: while its connection is made),
+        before its response is awaited: the caller's bookkeeping of the last page then
+        overlaps the server's work on the next.
 
         Raises:
             ServiceCallError: a non-retryable status, retries exhausted, bad JSON, no
@@ -144,7 +151,7 @@ class ServiceResource(ConfigurableResource):
             with BlockingSender(session) as send:
                 loop = PageLoop(session, request, item_label=None, stats=stats)
                 while loop.pending is not None:
-                    page = loop.handle(send(loop, stats))
+                    page = loop.handle(send(loop, stats, while_waiting))
                     stats.pages += 1
                     stats.records += len(page.records)
                     stats.last_page = page

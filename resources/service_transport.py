@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import itertools
 import os
 import ssl
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -343,8 +344,12 @@ class BlockingSender:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
         return self._thread.submit(self._loop.run_until_complete, work).result()
 
-    def __call__(self, loop: PageLoop, stats: CallStats) -> Reply | Found:
-        return self._run(send(self._client, loop, stats))
+    def __call__(
+        self, loop: PageLoop, stats: CallStats, while_waiting: Callable[[], None] | None = None
+    ) -> Reply | Found:
+        if while_waiting is None:
+            return self._run(send(self._client, loop, stats))
+        return self._run(_send_meanwhile(send(self._client, loop, stats), while_waiting))
 
     def close(self) -> None:
         try:
@@ -373,6 +378,23 @@ class BlockingSender:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+async def _send_meanwhile(
+    sending: Coroutine[Any, Any, Reply | Found], work: Callable[[], None]
+) -> Reply | Found:
+    """`sending`, with `work` done once the request has left (a task runs until its first
+    real wait: on a kept-alive connection, after the request is written)."""
+    task = asyncio.ensure_future(sending)
+    await asyncio.sleep(0)
+    try:
+        work()
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    return await task
 
 
 def _loop_running() -> bool:

@@ -80,7 +80,7 @@ class TableWriter:
         self.handle: TableHandle | None = None
         self._declared = schema is not None
         self._types = {c: normalize_type(t) for c, t in schema.items()} if schema else None
-        self._arrow: pa.Schema | None = _arrow_schema(self._types) if self._types else None
+        self._arrow: pa.Schema | None = arrow_schema(self._types) if self._types else None
         if schema is not None and not schema:
             raise TableStoreError(f"step '{step_name}': an output schema needs a column")
         self._batch_rows = batch_rows
@@ -187,15 +187,7 @@ class TableWriter:
                 return array.cast(target, safe=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # the Python path below finds and names the bad value
-        return self._cast_values(array.to_pylist(), column, type_name, self._rows)
-
-    def _cast_values(self, values: list[Any], column: str, type_name: str, first: int) -> pa.Array:
-        try:
-            return cast_column(values, type_name)
-        except ColumnCastError as exc:
-            row = first + exc.index + 1
-            # Not chained: the converter's own error quotes the raw value (CastError masks it).
-            raise CastError(self.step_name, row, column, exc.value, type_name, exc.reason) from None
+        return _cast_values(array.to_pylist(), column, type_name, self.step_name, self._rows)
 
     def _convert_records(self) -> None:
         if not self._records:
@@ -206,11 +198,8 @@ class TableWriter:
         else:
             self._check_fields(records)
         assert self._types is not None and self._arrow is not None
-        arrays = [
-            self._cast_values([r.get(c) for r in records], c, t, self._rows)
-            for c, t in self._types.items()
-        ]
-        self._pending.append(pa.Table.from_arrays(arrays, schema=self._arrow))
+        table = cast_records(records, self._types, self._arrow, self.step_name, self._rows)
+        self._pending.append(table)
         self._pending_rows += len(records)
         self._rows += len(records)
         self._records = []
@@ -219,7 +208,7 @@ class TableWriter:
         self._check_mappings(records)
         columns = dict.fromkeys(key for record in records for key in record)
         self._types = {c: infer_type([r.get(c) for r in records]) for c in columns}
-        self._arrow = _arrow_schema(self._types)
+        self._arrow = arrow_schema(self._types)
 
     def _check_fields(self, records: list[Mapping[str, Any]]) -> None:
         self._check_mappings(records)
@@ -292,7 +281,36 @@ class TableWriter:
                 self._temp.delete()
 
 
-def _arrow_schema(types: Mapping[str, str]) -> pa.Schema:
+def cast_records(
+    records: list[Mapping[str, Any]],
+    types: Mapping[str, str],
+    schema: pa.Schema,
+    step_name: str,
+    first_row: int,
+) -> pa.Table:
+    """Records as an Arrow table of `schema`, each value cast to its column's type (a
+    missing field is NULL); a value that does not cast is a CastError naming its row,
+    counted from `first_row` + 1."""
+    arrays = [
+        _cast_values([r.get(c) for r in records], c, t, step_name, first_row)
+        for c, t in types.items()
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _cast_values(
+    values: list[Any], column: str, type_name: str, step_name: str, first: int
+) -> pa.Array:
+    try:
+        return cast_column(values, type_name)
+    except ColumnCastError as exc:
+        row = first + exc.index + 1
+        # Not chained: the converter's own error quotes the raw value (CastError masks it).
+        raise CastError(step_name, row, column, exc.value, type_name, exc.reason) from None
+
+
+def arrow_schema(types: Mapping[str, str]) -> pa.Schema:
+    """The Arrow schema of a table whose columns have these (normalised) types."""
     return pa.schema([pa.field(c, arrow_type(t)) for c, t in types.items()])
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from resources.checkpoints import StepCheckpoint
 from resources.table_store import TableStoreResource, TableWriter
+from resources.table_store_types import CastError
 from tests.support.http_server import LocalHTTPServer, RecordedRequest
 from tests.support.local_service import (
     local_service,
@@ -239,3 +240,24 @@ def test_a_step_without_a_table_journals_no_rows(tmp_path: Path) -> None:
     checkpoint.add_page([{"id": 1}, {"id": 2}], {"page": 2})
     line = orjson.loads((tmp_path / "cp" / "journal.jsonl").read_bytes())
     assert line["rows"] == [] and checkpoint.records == 2
+
+
+def test_deferred_pages_are_cast_by_catch_up_and_name_the_row_in_the_table(
+    tmp_path: Path,
+) -> None:
+    """add_page(defer=True) journals at once and leaves the casting to catch_up (run while
+    the next request is on its way); a bad value is named by its row in the whole table."""
+    schema = {"id": "INTEGER"}
+    checkpoint = StepCheckpoint(tmp_path / "cp", schema, step_name="s", part_rows=4)
+    checkpoint.add_page([{"id": 1}, {"id": 2}, {"id": 3}], {"page": 2}, defer=True)
+    assert not list((tmp_path / "cp").glob("part-*")), "nothing compacted before catch_up"
+    checkpoint.catch_up()
+    checkpoint.add_page([{"id": 4}, {"id": 5}], {"page": 3}, defer=True)
+    checkpoint.catch_up()  # 5 rows >= part_rows: one part
+    assert len(list((tmp_path / "cp").glob("part-*.json"))) == 1
+    checkpoint.add_page([{"id": 6}, {"id": "seven"}], {"page": 4}, defer=True)
+    with pytest.raises(CastError, match="row 7, column 'id'"):
+        checkpoint.catch_up()
+    # What was journalled is there for the next attempt, cast error and all.
+    resumed = StepCheckpoint(tmp_path / "cp", schema, step_name="s", part_rows=4)
+    assert (resumed.resume.records, resumed.resume.state) == (7, {"page": 4})

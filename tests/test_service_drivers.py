@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -141,3 +142,22 @@ def test_both_drivers_run_on_uvloop_unless_told_otherwise(
         assert type(loop).__module__.split(".")[0] == expected
     finally:
         loop.close()
+
+
+def test_while_waiting_runs_once_each_request_has_left(server: LocalHTTPServer) -> None:
+    """`iter_pages(while_waiting=...)` does the caller's bookkeeping while the server works
+    on the next page: when it runs, the server has that request (it could not otherwise:
+    the callback blocks the only thread that could still send it). The first request
+    opens the connection, so the callback may run before it leaves."""
+    received: list[int] = []
+
+    def server_has_the_request() -> None:
+        wanted = len(received) + 1
+        deadline = time.monotonic() + (5 if wanted > 1 else 0)
+        while len(server.requests_to("/cursor")) < wanted and time.monotonic() < deadline:
+            time.sleep(0.005)
+        received.append(len(server.requests_to("/cursor")))
+
+    pages = list(service(server).iter_pages(cursor_call(), while_waiting=server_has_the_request))
+    assert len(pages) == 5
+    assert received[1:] == [2, 3, 4, 5]

@@ -238,6 +238,11 @@ class ServiceCall:
         if not resume.complete:
             request = self.request()
             request.resume_from = resume.state
-            for page in self.service.iter_pages(request, stats=self.stats):
-                checkpoint.add_page(self.shape(page.records, None), page.checkpoint)
+            # Casting and compacting the journalled pages wait for the next request to
+            # leave: they overlap the server's work on it (issue 8 P1).
+            pages = self.service.iter_pages(
+                request, stats=self.stats, while_waiting=checkpoint.catch_up
+            )
+            for page in pages:
+                checkpoint.add_page(self.shape(page.records, None), page.checkpoint, defer=True)
         return {}
