@@ -2,8 +2,9 @@
 
 A real HTTP server on 127.0.0.1 answers with records holding the bearer token it was
 sent, and the workflows make that token show up in a failure: a cast to INTEGER of the
-`Authorization` value, a DuckDB cast in a `sql` step, a PostgreSQL row error in a
-persist (skipped: metadata and log; fail: the step failure). The app database URL's
+`Authorization` value, a DuckDB cast in a `sql` step, an HTTP 400 body quoting it across
+the cut of the error excerpt, a PostgreSQL row error in a persist (skipped: metadata and
+log; fail: the step failure). The app database URL's
 password is a secret too. Each run goes through Dagster in a fresh process. The runs
 whose failing step never reads the token itself (`sql`, `skip`, `fail`) use
 `isolation: "process"`, so that step runs in a process of its own: only the
@@ -37,7 +38,9 @@ SPLIT = 10  # the token is served whole (`auth`) and in two pieces (`head`, `tai
 
 
 class _TokenEcho(BaseHTTPRequestHandler):
-    """GET /records: two records; the first holds the bearer token it was sent."""
+    """GET /records: two records; the first holds the bearer token it was sent.
+    GET /refuse: HTTP 400 whose error text quotes the token across the 300-character
+    cut of an error excerpt (it starts at character 290)."""
 
     def do_GET(self) -> None:
         auth = self.headers.get("Authorization", "")
@@ -47,7 +50,11 @@ class _TokenEcho(BaseHTTPRequestHandler):
             {"id": 2, "auth": "7", "head": "4", "tail": "2"},
         ]
         body = json.dumps({"records": records}).encode()
-        self.send_response(200)
+        status = 200
+        if self.path == "/refuse":
+            status, pad = 400, "x" * (290 - len('{"error": "') - len("Bearer "))
+            body = json.dumps({"error": f"{pad}{auth}"}).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -125,7 +132,10 @@ def defs_dir(tmp_path: Path, workflows: dict[str, list[dict]]) -> Path:
         "name": "leaky",
         "baseUrl": "http://127.0.0.1:9/unused",
         "auth": {"type": "bearer", "tokenEnv": "LEAKY_TOKEN"},
-        "operations": {"records": {"method": "GET", "path": "/records"}},
+        "operations": {
+            "records": {"method": "GET", "path": "/records"},
+            "refuse": {"method": "GET", "path": "/refuse"},
+        },
     }
     (root / "services" / "leaky.json").write_text(json.dumps(service))
     return root
@@ -169,18 +179,27 @@ def assert_instance_was_searched(home: Path, run_ids: list[str]) -> None:
 
 
 def test_cast_and_sql_errors_quoting_the_token_leave_no_trace(tmp_path: Path, token: str) -> None:
-    root = defs_dir(tmp_path, {"cast": [FETCH_WHOLE], "sql": [FETCH_PIECES, JOIN_SQL]})
-    runs = run_fresh(root, "app__cast", "app__sql")
+    refused = {**FETCH_WHOLE, "operation": "refuse"}
+    root = defs_dir(
+        tmp_path, {"cast": [FETCH_WHOLE], "sql": [FETCH_PIECES, JOIN_SQL], "body": [refused]}
+    )
+    runs = run_fresh(root, "app__cast", "app__sql", "app__body")
     (cast_run, cast_ok), (sql_run, sql_ok) = runs["app__cast"], runs["app__sql"]
-    assert not cast_ok and not sql_ok
+    body_run, body_ok = runs["app__body"]
+    assert not cast_ok and not sql_ok and not body_ok
 
     cast = failure_text(cast_run, "fetch")
     assert "row 1, column 'auth': cannot cast 'Bearer ***' to INTEGER" in cast, cast
     sql = failure_text(sql_run, "joined")
     assert "'***'" in sql and "INT" in sql, sql
+    body = failure_text(body_run, "fetch")
+    assert "HTTP 400" in body and "xBearer ***" in body, body
+    # Cut before masking, the excerpt would keep the token's first 10 characters (the
+    # instance holds them anyway: the `pieces` preview shows its `head` column).
+    assert token[:SPLIT] not in body, body
 
     home = Path(os.environ["DAGSTER_HOME"])
-    assert_instance_was_searched(home, [cast_run, sql_run])
+    assert_instance_was_searched(home, [cast_run, sql_run, body_run])
     data = Path(os.environ["WORKFLOWS_DATA_DIR"])
     assert any(data.rglob("*.parquet")), "the pieces table was written"
     assert search([token], home, data) == []
