@@ -15,7 +15,6 @@ many forEach items at once. Dot paths (`meta.next_cursor`) read the whole respon
 
 from __future__ import annotations
 
-import copy
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -89,7 +88,8 @@ class Paginator(ABC):
 
     def fresh(self) -> Self:
         """A copy with the same settings and a new, empty loop state."""
-        clone = copy.copy(self)
+        clone = object.__new__(type(self))  # copy.copy's generic path costs 3x more
+        clone.__dict__.update(self.__dict__)
         clone._reset()
         return clone
 
@@ -324,6 +324,9 @@ def header_value(headers: Mapping[str, str], name: str) -> str:
     get_list = getattr(headers, "get_list", None)  # httpx.Headers keeps repeats apart
     if get_list is not None:
         return ", ".join(get_list(name))
+    getall = getattr(headers, "getall", None)  # so do aiohttp's (multidict)
+    if getall is not None:
+        return ", ".join(getall(name, ()))
     return ", ".join(v for k, v in headers.items() if k.lower() == name.lower())
 
 

@@ -85,7 +85,7 @@ class Reply:
     """
 
     status_code: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's, or httpx.Headers)
     content: bytes
     encoding: str = "utf-8"
     truncated: bool = False
@@ -287,8 +287,12 @@ async def _read(response: aiohttp.ClientResponse, cap: int) -> Reply:
         declared = response.headers.get("content-length", "")
         # With a Content-Encoding the length is the encoded one: the running count decides.
         encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if declared.isdigit() and int(declared) > cap and not encoded:
-            raise BodyTooLarge(cap, status, f"Content-Length says {declared}")
+        if declared.isdigit() and not encoded:
+            if int(declared) > cap:
+                raise BodyTooLarge(cap, status, f"Content-Length says {declared}")
+            # aiohttp reads exactly Content-Length bytes: within the cap, in one call.
+            content = await response.read()
+            return Reply(status, response.headers, content, _encoding(response.charset))
     chunks: list[bytes] = []
     size = 0
     truncated = False
@@ -302,8 +306,7 @@ async def _read(response: aiohttp.ClientResponse, cap: int) -> Reply:
             break
         chunks.append(chunk)
     content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    headers = httpx.Headers(response.raw_headers)
-    return Reply(status, headers, content, _encoding(response.charset), truncated)
+    return Reply(status, response.headers, content, _encoding(response.charset), truncated)
 
 
 def _encoding(charset: str | None) -> str:
