@@ -119,7 +119,7 @@ def persist(on_row_error: str, table: str = "sink") -> dict:
 
 
 # A process per step (~1 s each) only where the failing step does not fetch the token.
-ISOLATED = {stem: {"isolation": "process"} for stem in ("sql", "skip", "fail")}
+ISOLATED: dict[str, dict[str, Any]] = {s: {"isolation": "process"} for s in ("sql", "skip", "fail")}
 
 
 def defs_dir(tmp_path: Path, workflows: dict[str, list[dict]]) -> Path:
