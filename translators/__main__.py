@@ -1,5 +1,3 @@
-import sys
+from translators.cli import entry_point
 
-from translators.cli import main
-
-sys.exit(main())
+entry_point()

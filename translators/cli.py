@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from translators.cli_output import (
     explain_lines,
@@ -75,6 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     port.add_argument("src", type=Path, metavar="SRC", help="the app root, a folder or a .ts file")
     port.add_argument("dest", type=Path, metavar="DEST", help="<defs>/apps/<app_id>")
     return parser
+
+
+def entry_point() -> NoReturn:
+    """`workflows` and `python -m translators`: `main`, then a quick exit.
+
+    Tearing the interpreter down (the modules of Dagster, DuckDB and Arrow, and a heap of
+    ~200 MB) took 0.8 s after `workflows run` had printed its last line (issue 8 P6).
+    The exit handlers still run (logging, Dagster's, temporary folders); only that
+    teardown is skipped. An exception leaves the normal way.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
