@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -90,13 +91,14 @@ class ForEachRun:
             daemon=True,
         )
         self.stats.start()
-        thread.start()
-        try:
-            yield from self._drain()
-        finally:
-            self._stop()
-            thread.join()
-            self.stats.finish()
+        with _older_objects_frozen():
+            thread.start()
+            try:
+                yield from self._drain()
+            finally:
+                self._stop()
+                thread.join()
+                self.stats.finish()
 
     def _drain(self) -> Iterator[ItemOutcome]:
         while True:
@@ -211,6 +213,20 @@ class ForEachRun:
             return ItemOutcome(item, None, redact(error), pages, key)
         self.stats.items += 1
         return ItemOutcome(item, records, None, pages, key)
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the objects alive before the forEach (Dagster, the code location, the run: a
+    heap of ~200 MB) out of the collections that its allocations trigger: each full one
+    walked them all again, ~3% of a 10,000-item forEach (issue 8 P2). Unfrozen after, so
+    nothing stays out of the collector's reach; steps running beside this one lose
+    nothing but the speed-up when it ends first."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _single(exc: BaseException) -> BaseException:

@@ -161,3 +161,19 @@ def test_while_waiting_runs_once_each_request_has_left(server: LocalHTTPServer) 
     pages = list(service(server).iter_pages(cursor_call(), while_waiting=server_has_the_request))
     assert len(pages) == 5
     assert received[1:] == [2, 3, 4, 5]
+
+
+def test_a_for_each_keeps_older_objects_out_of_its_collections(server: LocalHTTPServer) -> None:
+    import gc
+
+    gc.unfreeze()
+    frozen_during: list[int] = []
+
+    def record_freeze(item: dict[str, Any]) -> CallRequest:
+        frozen_during.append(gc.get_freeze_count())
+        return echo(item)
+
+    outcomes = list(service(server).for_each([{"n": 1}, {"n": 2}], record_freeze, parallel=2))
+    assert len(outcomes) == 2
+    assert min(frozen_during) > 0, "objects alive before the forEach were frozen"
+    assert gc.get_freeze_count() == 0, "and given back to the collector after it"
