@@ -162,12 +162,14 @@ def p3(m: Medians, sizes: Mapping[str, Any]) -> dict[str, Any]:
         ],
         [
             f"persist step {ups['step_s']} s; peak RSS {ups['peak_rss_mb']} MB",
-            *_p3_bound(rate, copy["rows_per_s"], m.get("p3_merge")),
+            *_p3_bound(rate, copy["rows_per_s"], to_sql["rows_per_s"], m.get("p3_merge")),
         ],
     )
 
 
-def _p3_bound(rate: float, copy_rate: float, merge: Mapping[str, Any] | None) -> list[str]:
+def _p3_bound(
+    rate: float, copy_rate: float, to_sql_rate: float, merge: Mapping[str, Any] | None
+) -> list[str]:
     """What bounds P3: PostgreSQL's own staged merge, measured without the product."""
     if not merge:
         return []
@@ -175,7 +177,8 @@ def _p3_bound(rate: float, copy_rate: float, merge: Mapping[str, Any] | None) ->
     return [
         f"PostgreSQL's own staged upsert of the same rows (Arrow CSV COPY into an unlogged "
         f"table, one INSERT ... ON CONFLICT, no product code): {floor:,} rows/s = "
-        f"{floor / copy_rate:.2f}x COPY; the step reaches {rate / floor:.2f}x of that floor"
+        f"{floor / copy_rate:.2f}x COPY and {floor / to_sql_rate:.2f}x to_sql; the step "
+        f"reaches {rate / floor:.2f}x of that floor"
     ]
 
 

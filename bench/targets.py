@@ -37,10 +37,11 @@ class Sizes:
     workflows: int  # P4
     capacity_pages: int
     capacity_calls: int
+    step_load_runs: int  # P4: step processes of each folder, in turn
 
 
-FULL = Sizes(1_000_000, 10_000, 50, 20, 500, 1_000_000, 100_000, 500, 5_000, 10_000)
-QUICK = Sizes(2_000, 200, 50, 20, 10, 2_000, 500, 5, 100, 200)
+FULL = Sizes(1_000_000, 10_000, 50, 20, 500, 1_000_000, 100_000, 500, 5_000, 10_000, 5)
+QUICK = Sizes(2_000, 200, 50, 20, 10, 2_000, 500, 5, 100, 200, 1)
 
 
 def _series(name: str, module: str, args: list[str], repeats: int, **env: str) -> Series:
@@ -103,7 +104,7 @@ def load_case(sizes: Sizes, repeats: int) -> dict[str, Any]:
     """P4: fresh processes loading a generated folder."""
     log("targets: P4 load of generated workflows")
     with tempfile.TemporaryDirectory(prefix="bench-p4-") as tmp:
-        return p4_load.measure(Path(tmp), sizes.workflows, repeats)
+        return p4_load.measure(Path(tmp), sizes.workflows, repeats, sizes.step_load_runs)
 
 
 def demo_case(sizes: Sizes, repeats: int) -> dict[str, Series]:
