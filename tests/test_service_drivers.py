@@ -177,3 +177,26 @@ def test_a_for_each_keeps_older_objects_out_of_its_collections(server: LocalHTTP
     assert len(outcomes) == 2
     assert min(frozen_during) > 0, "objects alive before the forEach were frozen"
     assert gc.get_freeze_count() == 0, "and given back to the collector after it"
+
+
+def test_iter_pages_runs_on_uvloop_off_the_main_thread_only(
+    server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its loop runs once per page; on the main thread uvloop re-arms signal handling at
+    every run (a socketpair per page), so there the standard loop is cheaper."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv("WORKFLOWS_EVENT_LOOP", raising=False)
+
+    def loop_kinds() -> set[str]:
+        kinds: set[str] = set()
+
+        def note_loop() -> None:
+            kinds.add(type(asyncio.get_running_loop()).__module__.split(".")[0])
+
+        assert len(list(service(server).iter_pages(cursor_call(), while_waiting=note_loop))) == 5
+        return kinds
+
+    assert loop_kinds() == {"asyncio"}
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(loop_kinds).result() == {"uvloop"}
