@@ -138,9 +138,13 @@ def _run_job_case(base_url: str, workflow: dict[str, Any]) -> tuple[dict[str, An
         root = Path(tmp)
         os.environ["WORKFLOWS_DATA_DIR"] = str(root / "data")
         defs = write_defs(root / "defs", {SERVICE: catalog(base_url)}, {"wf": workflow})
+        cpu_started = time.process_time()
         with RssSampler() as sampler:
             run = run_workflow(defs, "wf", root / "instance")
+        job_cpu_s = time.process_time() - cpu_started
         summary = step_summary(run, "fetch", sampler)
+        # Every thread of the process: near the wall time means one core's worth (the GIL).
+        summary["job_cpu_s"] = round(job_cpu_s, 3)
         handle = run.result.output_for_node("fetch")
         summary["parquet_mb"] = round(Path(handle.path).stat().st_size / 2**20, 2)
         summary["rows"] = handle.row_count

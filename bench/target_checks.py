@@ -118,8 +118,22 @@ def p2(m: Medians, sizes: Mapping[str, Any]) -> dict[str, Any]:
             f"server capacity at parallel {sizes['parallel']} ({server['calls']:,.0f} calls, "
             f"bare client): {server['calls_per_s']:,.0f} calls/s, "
             f"{server['ratio_to_ideal']:.2f}x the ideal time",
+            *_cpu_bound(each),
         ],
     )
+
+
+def _cpu_bound(case: Mapping[str, Any]) -> list[str]:
+    """Whether the job's process was busy all along: its CPU time against its wall time
+    (the forEach loop's work runs in one thread and holds the GIL: one core at most)."""
+    if "job_cpu_s" not in case:
+        return []
+    share = case["job_cpu_s"] / case["job_wall_s"]
+    return [
+        f"the job's process used {case['job_cpu_s']} CPU-s in its {case['job_wall_s']} s "
+        f"({share:.0%} of one core): the forEach event loop's thread, which holds the GIL, "
+        "is what bounds the step once the server is not"
+    ]
 
 
 def p3(m: Medians, sizes: Mapping[str, Any]) -> dict[str, Any]:
