@@ -150,9 +150,10 @@ def profile_missed(
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for key, result in targets.items():
-        if result["met"]:
-            continue
         out = folder / f"{key}.txt"
+        if result["met"]:
+            out.unlink(missing_ok=True)  # a profile of an earlier miss would mislead
+            continue
         log(f"targets: {key} missed; profiling into {out}")
         try:
             profile_case(key, series, out, workflows)
