@@ -190,10 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
-            self._reply(*_route(self.app, recorded, query))
+            reply = _route(self.app, recorded, query)
         finally:
+            # Before the reply leaves: a client that has its response sees the count
+            # without this request (after the write, a test could read it first).
             with state.lock:
                 state.in_flight -= 1
+        self._reply(*reply)
 
     def _reply(self, status: int, payload: Any, headers: Any) -> None:
         if payload is DROP:
