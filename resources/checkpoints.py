@@ -49,8 +49,7 @@ import pyarrow.parquet as pq
 
 from resources.object_store import Place
 from resources.table_store import TableStoreResource, TableWriter
-from resources.table_store_types import normalize_type
-from resources.table_writer import arrow_schema, cast_records
+from resources.table_writer import cast_records, declared_types
 
 JOURNAL = "journal.jsonl"
 ENTRY_PREFIX = "journal-"  # one object per entry on object storage
@@ -185,8 +184,10 @@ class StepCheckpoint:
         self._cast: list[pa.Table] = []  # cast since the last part (`catch_up`)
         self._cast_rows = 0
         self._buffered = 0  # rows since the last part
-        self._types = {c: normalize_type(t) for c, t in (schema or {}).items()}
-        self._arrow = arrow_schema(self._types) if self._types else None
+        self._types: dict[str, str] = {}
+        self._arrow: pa.Schema | None = None
+        if schema:
+            self._types, self._arrow = declared_types(schema)
         self._keys: list[str] = []
         self.resume = Resume()
         self._load_parts()

@@ -79,8 +79,10 @@ class TableWriter:
         self.step_name, self.table_name = step_name, table_name
         self.handle: TableHandle | None = None
         self._declared = schema is not None
-        self._types = {c: normalize_type(t) for c, t in schema.items()} if schema else None
-        self._arrow: pa.Schema | None = arrow_schema(self._types) if self._types else None
+        self._types: dict[str, str] | None = None
+        self._arrow: pa.Schema | None = None
+        if schema:
+            self._types, self._arrow = declared_types(schema)
         if schema is not None and not schema:
             raise TableStoreError(f"step '{step_name}': an output schema needs a column")
         self._batch_rows = batch_rows
@@ -307,6 +309,12 @@ def _cast_values(
         row = first + exc.index + 1
         # Not chained: the converter's own error quotes the raw value (CastError masks it).
         raise CastError(step_name, row, column, exc.value, type_name, exc.reason) from None
+
+
+def declared_types(schema: Mapping[str, str]) -> tuple[dict[str, str], pa.Schema]:
+    """A declared schema's columns with their normalised types, and its Arrow schema."""
+    types = {c: normalize_type(t) for c, t in schema.items()}
+    return types, arrow_schema(types)
 
 
 def arrow_schema(types: Mapping[str, str]) -> pa.Schema:
